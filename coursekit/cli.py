@@ -1,0 +1,281 @@
+"""The `coursekit` command line for instructors.
+
+    coursekit open [--headless]     JupyterLab on the course (lessons/ first)
+    coursekit doctor                versions, device, nbgrader extensions, lessons in sync
+    coursekit build [LESSON ...]    regenerate lessons/ from solutions/ through nbgrader
+    coursekit grade LESSON          autograde submitted/<student>/LESSON and print a score table
+
+Every expected failure prints one line starting with 'coursekit: error:' and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .notebooks import (
+    FRAMEWORK_NOTEBOOKS,
+    Course,
+    CourseError,
+    build,
+    check_framework,
+    find_course,
+    nbgrader,
+    _nbgrader_error,
+)
+
+
+def _course(args) -> Course:
+    return find_course(args.root)
+
+
+# ---------------------------------------------------------------- open
+def cmd_open(args) -> int:
+    course = _course(args)
+    headless = args.headless or os.environ.get("COURSEKIT_HEADLESS", "") not in ("", "0", "false")
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        f"--ServerApp.root_dir={course.root}",
+        "--LabApp.default_url=/lab/tree/lessons",
+        f"--ServerApp.port={args.port}",
+        f"--ServerApp.ip={args.ip}",
+    ]
+    if headless:
+        cmd.append("--no-browser")
+        print(f"coursekit: starting JupyterLab headless on {args.ip}:{args.port}; open the URL it prints "
+              "(with its token) in a browser.", flush=True)
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    os.chdir(course.root)  # nbgrader's lab tools read nbgrader_config.py from the server's directory
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
+
+
+# ---------------------------------------------------------------- doctor
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _server_extensions() -> dict[str, bool]:
+    """nbgrader's server extensions as jupyter_server sees them (enabled or not)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        capture_output=True, text=True, timeout=120,
+    )
+    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # drop colour codes
+    return {m[1]: m[2] == "enabled" for m in re.finditer(r"^\s*(nbgrader\.server_extensions\.\w+)\s+(enabled|disabled)", text, re.M)}
+
+
+def _lab_extensions() -> dict[str, bool]:
+    """nbgrader's JupyterLab extensions (enabled or not)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=120
+    )
+    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    return {m[1]: m[2] == "enabled" for m in re.finditer(r"^\s*(@jupyter/nbgrader\S*)\s+v\S+\s+(enabled|disabled)", text, re.M)}
+
+
+def cmd_doctor(args) -> int:
+    problems: list[str] = []
+    print(f"python      {sys.version.split()[0]} ({sys.executable})")
+    for dist in ("coursekit", "nbgrader", "jupyterlab", "torch", "torchvision", "tensorflow", "keras"):
+        v = _version(dist)
+        print(f"{dist:<11} {v or 'not installed'}")
+        if v is None and dist in ("nbgrader", "jupyterlab"):
+            problems.append(f"{dist} is not installed: run the README's set-up command")
+    if _version("torch") is None and _version("tensorflow") is None:
+        problems.append("neither torch nor tensorflow is installed: pip install -e '.[torch]' or '.[keras]'")
+    # Device: ask each framework in a subprocess so doctor stays quick and quiet if one is broken.
+    for fw, dist in (("torch", "torch"), ("keras", "tensorflow")):
+        if _version(dist) is None:
+            continue
+        proc = subprocess.run(
+            [sys.executable, "-c", f"from coursekit import {fw} as ck; ck.setup(seed=None)"],
+            capture_output=True, text=True, timeout=300,
+        )
+        line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+        if proc.returncode != 0:
+            err = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+            problems.append(f"coursekit.{fw} failed to start: {err}")
+        else:
+            print(f"device      {line}")
+    server = _server_extensions()
+    for name in ("formgrader", "validate_assignment", "assignment_list", "course_list"):
+        key = f"nbgrader.server_extensions.{name}"
+        ok = server.get(key, False)
+        print(f"extension   {key}: {'enabled' if ok else 'MISSING or disabled'}")
+        if not ok:
+            problems.append(f"nbgrader server extension {name} is not enabled: "
+                            f"jupyter server extension enable --sys-prefix {key}")
+    lab = _lab_extensions()
+    for name, ok in sorted(lab.items()):
+        print(f"lab ext     {name}: {'enabled' if ok else 'disabled'}")
+    if not any(lab.values()):
+        problems.append("nbgrader's JupyterLab extension is missing: pip install nbgrader==0.9.6 in this environment")
+    try:
+        course = _course(args)
+        print(f"course      {course.root} ({len(course.lessons())} lessons)")
+        changed = build(course, check=True)
+        if changed:
+            problems.append(f"lessons/ is out of sync with solutions/ ({len(changed)} file(s), e.g. {changed[0]}): "
+                            "run `coursekit build`")
+        else:
+            print("lessons     in sync with solutions")
+    except CourseError as err:
+        problems.append(str(err))
+    for p in problems:
+        print(f"coursekit: error: {p}", file=sys.stderr)
+    if not problems:
+        print("doctor: all checks passed")
+    return 1 if problems else 0
+
+
+# ---------------------------------------------------------------- build
+def cmd_build(args) -> int:
+    course = _course(args)
+    changed = build(course, args.lessons or None, check=args.check)
+    if args.check:
+        if changed:
+            for c in changed:
+                print(f"out of sync: {c}")
+            raise CourseError(f"{len(changed)} file(s) in lessons/ differ from what `coursekit build` makes")
+        print("lessons/ is in sync with solutions/")
+        return 0
+    for c in changed:
+        print(f"wrote {c}")
+    print(f"built {len(args.lessons) if args.lessons else len(course.lessons())} lesson(s); {len(changed)} file(s) changed")
+    return 0
+
+
+# ---------------------------------------------------------------- grade
+def _register_assignment(course: Course, lesson: str, framework: str | None) -> None:
+    """Put the lesson's notebooks, cells and points in the gradebook (nbgrader needs them to
+    autograde) without writing to lessons/."""
+    notebook_id = FRAMEWORK_NOTEBOOKS[framework] if framework else "*"
+    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as tmp:
+        proc = nbgrader(
+            course, "generate_assignment", lesson, "--force",
+            f"--CourseDirectory.release_directory={tmp}",
+            f"--CourseDirectory.notebook_id={notebook_id}",
+        )
+    if proc.returncode != 0:
+        raise CourseError(f"could not register {lesson} in the gradebook: {_nbgrader_error(proc)}")
+
+
+def score_table(course: Course, lesson: str, students: list[str]) -> list[dict]:
+    """Scores from the gradebook: one row per student and notebook, with per-exercise points."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rows = []
+    db_url = f"sqlite:///{course.root / 'gradebook.db'}"
+    with Gradebook(db_url) as gb:
+        for student in students:
+            try:
+                sub = gb.find_submission(lesson, student)
+            except MissingEntry:
+                rows.append({"student": student, "notebook": "-", "score": None, "max_score": None, "grades": {}})
+                continue
+            for nb in sorted(sub.notebooks, key=lambda n: n.name):
+                grades = {g.name: (g.score, g.max_score) for g in nb.grades}
+                rows.append({
+                    "student": student, "notebook": nb.name,
+                    "score": nb.score, "max_score": nb.max_score, "grades": grades,
+                })
+    return rows
+
+
+def cmd_grade(args) -> int:
+    course = _course(args)
+    framework = check_framework(args.framework)
+    lesson = course.lesson(args.lesson)
+    submitted = course.root / "submitted"
+    if not submitted.is_dir():
+        raise CourseError(f"no submissions folder {submitted}: collect submissions into submitted/<student>/{lesson}/")
+    students = sorted(d.name for d in submitted.iterdir() if (d / lesson).is_dir())
+    if args.student:
+        missing = [s for s in args.student if s not in students]
+        if missing:
+            raise CourseError(f"no submission of {lesson} for student(s) {', '.join(missing)} in {submitted}")
+        students = args.student
+    if not students:
+        raise CourseError(f"nobody has submitted {lesson}: {submitted} has no <student>/{lesson}/ folder")
+    _register_assignment(course, lesson, framework)
+    notebook_id = FRAMEWORK_NOTEBOOKS[framework] if framework else "*"
+    failed = []
+    for student in students:
+        print(f"grading {student} ...", file=sys.stderr if args.json else sys.stdout, flush=True)
+        proc = nbgrader(
+            course, "autograde", lesson, f"--student={student}", "--force",
+            f"--CourseDirectory.notebook_id={notebook_id}",
+        )
+        if proc.returncode != 0:
+            failed.append(f"{student}: {_nbgrader_error(proc)}")
+    rows = score_table(course, lesson, students)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"\n{'student':<20} {'notebook':<10} {'score':>7} {'max':>5}  exercises")
+        for r in rows:
+            ex = " ".join(f"{k}={v[0]:g}/{v[1]:g}" for k, v in sorted(r["grades"].items()) if v[1])
+            score = "-" if r["score"] is None else f"{r['score']:g}"
+            mx = "-" if r["max_score"] is None else f"{r['max_score']:g}"
+            print(f"{r['student']:<20} {r['notebook']:<10} {score:>7} {mx:>5}  {ex}")
+    for f in failed:
+        print(f"coursekit: error: autograde failed for {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- main
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coursekit", description="Instructor tools for the feature-fusion course.")
+    p.add_argument("--root", default=None, help="course directory (default: search upwards from here)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    o = sub.add_parser("open", help="start JupyterLab on the course")
+    o.add_argument("--headless", action="store_true", help="no browser; print the URL (or COURSEKIT_HEADLESS=1)")
+    o.add_argument("--port", type=int, default=int(os.environ.get("COURSEKIT_PORT", "8888")))
+    o.add_argument("--ip", default="127.0.0.1")
+    o.set_defaults(func=cmd_open)
+
+    d = sub.add_parser("doctor", help="check the installation and the course")
+    d.set_defaults(func=cmd_doctor)
+
+    b = sub.add_parser("build", help="regenerate lessons/ from solutions/")
+    b.add_argument("lessons", nargs="*", help="lesson names (default: all)")
+    b.add_argument("--check", action="store_true", help="write nothing; fail if lessons/ is out of sync")
+    b.set_defaults(func=cmd_build)
+
+    g = sub.add_parser("grade", help="autograde submitted/<student>/LESSON through nbgrader")
+    g.add_argument("lesson")
+    g.add_argument("--framework", choices=sorted(FRAMEWORK_NOTEBOOKS), default=None,
+                   help="grade only this framework's notebook (a torch-only or keras-only class)")
+    g.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    g.add_argument("--json", action="store_true", help="print the scores as JSON")
+    g.set_defaults(func=cmd_grade)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CourseError as err:
+        print(f"coursekit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("coursekit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Shared fixtures: the repository root, course copies and submissions built from the notebooks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+# Every subprocess (nbgrader, kernels, alembic) must come from this interpreter's environment.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+def copy_course(dest: Path) -> Path:
+    """A throwaway course: config, solutions and lessons, and an empty gradebook."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", dest / "nbgrader_config.py")
+    shutil.copytree(ROOT / "solutions", dest / "solutions")
+    shutil.copytree(ROOT / "lessons", dest / "lessons")
+    return dest

@@ -1,0 +1,103 @@
+"""The instructor command line: one clear line and a non-zero exit on bad input, nothing changed."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, copy_course
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coursekit.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("coursekit: error: "), proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_build_check_passes_on_the_repo():
+    proc = run("build", "--check")
+    assert proc.returncode == 0 and "in sync" in proc.stdout, proc.stderr
+
+
+def test_unknown_lesson(tmp_path):
+    course = copy_course(tmp_path / "c")
+    before = tree_digest(course)
+    one_error_line(run("--root", str(course), "build", "99-nope"), "no lesson '99-nope'", "01-shape-alignment")
+    one_error_line(run("--root", str(course), "grade", "99-nope"), "no lesson '99-nope'")
+    assert tree_digest(course) == before
+
+
+def test_wrong_directory(tmp_path):
+    one_error_line(run("build", cwd=tmp_path), "not inside a course directory")
+    one_error_line(run("--root", str(tmp_path / "missing"), "doctor"), "does not exist")
+
+
+def test_malformed_notebook_is_reported_and_nothing_changes(tmp_path):
+    course = copy_course(tmp_path / "c")
+    bad = course / "solutions" / "01-shape-alignment" / "pytorch.ipynb"
+    bad.write_text('{"cells": [ this is not json')
+    before = tree_digest(course)
+    one_error_line(run("--root", str(course), "build"), "pytorch.ipynb", "not valid JSON")
+    assert tree_digest(course) == before
+
+
+def test_out_of_sync_lessons_are_detected_and_rebuilt(tmp_path):
+    course = copy_course(tmp_path / "c")
+    student = course / "lessons" / "01-shape-alignment" / "keras.ipynb"
+    original = student.read_text()
+    student.write_text(original.replace("Lesson 01", "Lesson 01 (edited by hand)"))
+    proc = run("--root", str(course), "build", "--check")
+    assert proc.returncode != 0 and "lessons/01-shape-alignment/keras.ipynb" in proc.stdout
+    proc = run("--root", str(course), "build")
+    assert proc.returncode == 0, proc.stderr
+    assert student.read_text() == original
+
+
+def test_grade_without_submissions(tmp_path):
+    course = copy_course(tmp_path / "c")
+    one_error_line(run("--root", str(course), "grade", "01"), "no submissions folder")
+    (course / "submitted" / "alice").mkdir(parents=True)
+    one_error_line(run("--root", str(course), "grade", "01"), "nobody has submitted 01-shape-alignment")
+
+
+def test_grade_unknown_student_and_framework(tmp_path):
+    course = copy_course(tmp_path / "c")
+    (course / "submitted" / "alice" / "01-shape-alignment").mkdir(parents=True)
+    one_error_line(run("--root", str(course), "grade", "01", "--student", "bob"), "bob")
+    proc = run("--root", str(course), "grade", "01", "--framework", "jax")
+    assert proc.returncode != 0 and "invalid choice" in proc.stderr
+
+
+@pytest.mark.slow
+def test_doctor_reports_a_healthy_install():
+    proc = run("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nbgrader.server_extensions.formgrader: enabled" in proc.stdout
+    assert "lessons     in sync with solutions" in proc.stdout
+    assert "coursekit: PyTorch" in proc.stdout and "coursekit: Keras" in proc.stdout
+
+
+def test_doctor_fails_when_lessons_are_out_of_sync(tmp_path):
+    course = copy_course(tmp_path / "c")
+    (course / "lessons" / "01-shape-alignment" / "pytorch.ipynb").unlink()
+    proc = run("--root", str(course), "doctor")
+    assert proc.returncode != 0
+    assert "out of sync" in proc.stderr and "coursekit build" in proc.stderr

@@ -1,0 +1,106 @@
+"""The nbgrader pipeline end to end: lessons/ in sync, no solutions leaked, and autograde scores.
+
+For every lesson and framework, `coursekit grade` (which drives `nbgrader autograde`) must give
+the solution full marks, the untouched student notebook 0, and a submission with one planted
+wrong answer exactly the full marks minus that exercise's points.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from conftest import ROOT, copy_course
+from nbtools import answer_ids, make_submission, solution_sources, graded_cells, grade_cell_for
+from planted import WRONG
+
+LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+FRAMEWORKS = {"torch": "pytorch", "keras": "keras"}
+CASES = [(lesson, fw) for lesson in LESSONS for fw in FRAMEWORKS if (ROOT / "solutions" / lesson / f"{FRAMEWORKS[fw]}.ipynb").exists()]
+
+
+def coursekit(*args: str, cwd=ROOT, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coursekit.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_every_lesson_has_both_frameworks():
+    assert LESSONS, "no lessons in solutions/"
+    for lesson in LESSONS:
+        names = sorted(p.name for p in (ROOT / "solutions" / lesson).glob("*.ipynb"))
+        assert names == ["keras.ipynb", "pytorch.ipynb"], f"{lesson} has {names}"
+
+
+def test_lessons_are_what_build_makes():
+    proc = coursekit("build", "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "in sync" in proc.stdout
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_student_notebooks_leak_no_solution_or_hidden_test(lesson):
+    for release in sorted((ROOT / "lessons" / lesson).glob("*.ipynb")):
+        text = release.read_text()
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+            assert marker not in text, f"{release} contains {marker}"
+        solutions = solution_sources(ROOT / "solutions" / lesson / release.name)
+        student = {c.metadata["nbgrader"]["grade_id"]: c.source
+                   for c in nbformat.read(release, as_version=4).cells if "nbgrader" in c.metadata}
+        for gid, code in solutions.items():
+            assert "raise NotImplementedError()" in student[gid], f"{release}:{gid} is not blanked"
+            body = [ln.strip() for ln in code.splitlines()[2:] if ln.strip()]  # skip def + docstring
+            leaked = [ln for ln in body if ln in student[gid] and ln not in ("return", "pass")]
+            assert not leaked, f"{release}:{gid} leaks solution lines {leaked}"
+        assert len(graded_cells(release)) >= 3, f"{release} needs at least 3 graded exercises"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_notebooks_are_committed_clean(lesson):
+    for folder in ("solutions", "lessons"):
+        for nb_path in sorted((ROOT / folder / lesson).glob("*.ipynb")):
+            nb = nbformat.read(nb_path, as_version=4)
+            dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+            assert not dirty, f"{nb_path} has outputs in cells {dirty}"
+            assert set(nb.metadata) <= {"kernelspec", "language_info"}, f"{nb_path} metadata {sorted(nb.metadata)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson,framework", CASES)
+def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path):
+    course = copy_course(tmp_path / "course")
+    name = f"{FRAMEWORKS[framework]}.ipynb"
+    release = course / "lessons" / lesson / name
+    solved = solution_sources(course / "solutions" / lesson / name)
+    planted = WRONG[lesson][FRAMEWORKS[framework]]
+    assert set(planted) == set(answer_ids(release)), "plant one wrong answer for every exercise"
+    points = graded_cells(release)
+
+    submissions = {"solution": solved, "untouched": {}}
+    for gid, wrong in planted.items():
+        submissions[f"wrong-{gid}"] = {**solved, gid: wrong}
+    for student, answers in submissions.items():
+        make_submission(release, answers, course / "submitted" / student / lesson / name)
+
+    proc = coursekit("--root", str(course), "grade", lesson, "--framework", framework, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["student"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) == set(submissions)
+
+    full = sum(points.values())
+    for student, row in rows.items():
+        assert row["notebook"] == FRAMEWORKS[framework]
+        assert row["max_score"] == pytest.approx(full)
+        grades = {gid: tuple(v) for gid, v in row["grades"].items() if gid in points}
+        assert set(grades) == set(points), f"{student}: graded cells {sorted(grades)}"
+        if student == "solution":
+            expected = dict(points)
+        elif student == "untouched":
+            expected = {gid: 0.0 for gid in points}
+        else:
+            lost = grade_cell_for(student.removeprefix("wrong-"))
+            expected = {gid: (0.0 if gid == lost else p) for gid, p in points.items()}
+        got = {gid: score for gid, (score, _) in grades.items()}
+        assert got == expected, f"{lesson}/{framework} {student}: scores {got}, expected {expected}"
