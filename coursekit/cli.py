@@ -47,6 +47,8 @@ def cmd_open(args) -> int:
         f"--ServerApp.port={args.port}",
         f"--ServerApp.ip={args.ip}",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI run as root; Jupyter refuses without this
     if headless:
         cmd.append("--no-browser")
         print(f"coursekit: starting JupyterLab headless on {args.ip}:{args.port}; open the URL it prints "

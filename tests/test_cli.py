@@ -101,3 +101,48 @@ def test_doctor_fails_when_lessons_are_out_of_sync(tmp_path):
     proc = run("--root", str(course), "doctor")
     assert proc.returncode != 0
     assert "out of sync" in proc.stderr and "coursekit build" in proc.stderr
+
+
+@pytest.mark.slow
+def test_open_headless_serves_jupyterlab_on_lessons(tmp_path):
+    import re
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(__import__("os").environ, COURSEKIT_HEADLESS="1", JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
+    proc = subprocess.Popen([sys.executable, "-m", "coursekit.cli", "open", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url, seen = None, []
+        deadline = time.time() + 90
+        while time.time() < deadline and url is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*token=\w+)", line)
+            url = m.group(1) if m else None
+        assert url, "JupyterLab printed no URL:\n" + "".join(seen[-20:])
+        assert "starting JupyterLab headless" in "".join(seen)
+        token = url.split("token=")[1]
+        page = None
+        for _ in range(60):  # the URL is logged a moment before the socket accepts connections
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/tree/lessons?token={token}", timeout=30)
+                break
+            except urllib.error.URLError:
+                time.sleep(0.5)
+        assert page is not None and page.status == 200
+        listing = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/lessons?token={token}", timeout=30)
+        names = {item["name"] for item in __import__("json").load(listing)["content"]}
+        assert "01-shape-alignment" in names
+        exts = urllib.request.urlopen(f"http://127.0.0.1:{port}/formgrader?token={token}", timeout=30)
+        assert exts.status == 200  # nbgrader's formgrader server extension is live
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

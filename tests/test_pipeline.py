@@ -104,3 +104,36 @@ def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path):
             expected = {gid: (0.0 if gid == lost else p) for gid, p in points.items()}
         got = {gid: score for gid, (score, _) in grades.items()}
         assert got == expected, f"{lesson}/{framework} {student}: scores {got}, expected {expected}"
+
+
+@pytest.mark.parametrize("notebook", ["pytorch", "keras"])
+def test_single_framework_release(notebook, tmp_path):
+    """A torch-only (or keras-only) class releases just that notebook (COURSEKIT_NOTEBOOK_ID)."""
+    import os
+
+    course = copy_course(tmp_path / "course")
+    env = dict(os.environ, COURSEKIT_NOTEBOOK_ID=notebook)
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", LESSONS[0], "--no-db",
+                           f"--CourseDirectory.release_directory={tmp_path / 'release'}"],
+                          cwd=course, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    released = sorted(p.name for p in (tmp_path / "release" / LESSONS[0]).glob("*.ipynb"))
+    assert released == [f"{notebook}.ipynb"]
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_passes_solution_and_fails_untouched(tmp_path):
+    """What the student's Validate button runs. nbgrader validate exits 0 either way: read its verdict."""
+    lesson, name = LESSONS[0], "pytorch.ipynb"
+    release = ROOT / "lessons" / lesson / name
+    solved, untouched = tmp_path / "solved" / name, tmp_path / "untouched" / name
+    make_submission(release, solution_sources(ROOT / "solutions" / lesson / name), solved)
+    make_submission(release, {}, untouched)
+    verdicts = {}
+    for path in (solved, untouched):
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(path)], cwd=path.parent,
+                              capture_output=True, text=True, timeout=300)
+        verdicts[path.parent.name] = proc.stdout + proc.stderr
+    assert "Success! Your notebook passes all the tests." in verdicts["solved"], verdicts["solved"][-2000:]
+    assert "VALIDATION FAILED" in verdicts["untouched"], verdicts["untouched"][-2000:]
+    assert "NotImplementedError" in verdicts["untouched"]
