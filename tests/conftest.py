@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+try:  # triton imported after TensorFlow segfaults (TF 2.21 + torch 2.14 CUDA wheels): load it first
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 

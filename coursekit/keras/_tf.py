@@ -7,8 +7,10 @@ stderr output as a failed test.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import sys
 import warnings
 
 from ..device import quiet_stderr
@@ -24,6 +26,10 @@ if os.environ["KERAS_BACKEND"] != "tensorflow":
 
 with quiet_stderr(), warnings.catch_warnings():
     warnings.simplefilter("ignore")
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        # Importing triton (which torch.optim and torchvision.ops pull in) AFTER TensorFlow
+        # segfaults with TF 2.21 + the CUDA torch 2.14 wheels; before it, both work. Costs ~0.1 s.
+        import triton  # noqa: F401
     import tensorflow as tf
     import keras
 
