@@ -17,8 +17,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-torch = pytest.importorskip("torch")
-keras = pytest.importorskip("keras")
+import torch  # noqa: E402
+import keras  # noqa: E402
 
 from coursekit.keras import align as ka  # noqa: E402
 from coursekit.shapes import SPATIAL_METHODS, ShapeMismatchError  # noqa: E402

@@ -622,7 +622,6 @@ def test_numpy_rng():
 
 
 def test_seed_everything_torch_subprocess():
-    pytest.importorskip("torch")
     proc = run_python(
         """
         import torch
@@ -643,7 +642,6 @@ def test_seed_everything_torch_subprocess():
 
 
 def test_seed_everything_keras_subprocess():
-    pytest.importorskip("keras")
     proc = run_python(
         """
         import numpy as np

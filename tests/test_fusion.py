@@ -19,8 +19,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-torch = pytest.importorskip("torch")
-keras = pytest.importorskip("keras")
+import torch  # noqa: E402
+import keras  # noqa: E402
 
 from coursekit.keras import fusion as kf  # noqa: E402
 from coursekit.keras._tf import tf  # noqa: E402
@@ -214,8 +214,7 @@ def _python(code: str) -> subprocess.Popen:
 def test_torch_only_checks_in_a_fresh_interpreter():
     """SqueezeExcitation == torchvision.ops.SqueezeExcitation (load_state_dict, 1e-6), and
     WeightedSumFusion's weights are in model.parameters() and change after one SGD step."""
-    if importlib.util.find_spec("torchvision") is None:  # never import it here: see above
-        pytest.skip("torchvision is not installed")
+    assert importlib.util.find_spec("torchvision") is not None, "torchvision is part of the torch extra"
     proc = _python(TORCH_ONLY_CHECKS)
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
