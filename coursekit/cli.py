@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,

@@ -10,7 +10,10 @@ import numpy as np
 from .grading import to_numpy
 from .shapes import check_layout
 
-__all__ = ["show_feature_maps", "show_images"]
+from .plots_diag import *  # noqa: F401,F403  (training and diagnostics figures)
+from .plots_diag import __all__ as _diag_all
+
+__all__ = ["show_feature_maps", "show_images", *_diag_all]
 
 
 def _as_nchw(x: Any, data_format: str) -> np.ndarray:

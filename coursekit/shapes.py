@@ -74,7 +74,6 @@ def concat_output_shape(
         )
     rank = ranks.pop()
     ax = normalize_axis(axis, rank)
-    names = axis_names(rank, data_format)
     out = list(shapes[0])
     for i in range(rank):
         sizes = [s[i] for s in shapes]

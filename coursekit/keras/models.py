@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ._tf import keras
-from ..models import check_two_branch_options, fused_channels
+from ..models import check_two_branch_options
 from .fusion import (
     _NORM_MAP,
     AddFusion,

@@ -1,0 +1,394 @@
+"""A small training helper for Keras 3 models: `fit`, `evaluate`, `predict`.
+
+Twin of `coursekit.torch.train`: same names, same signatures, same `History` keys ('loss',
+'accuracy', 'val_loss', 'val_accuracy'). `fit` compiles the model and runs Keras' own
+``model.fit(verbose=0)``; a callback collects the history and drives the progress bar, so it
+costs no more than a plain ``model.fit`` (bench/fit_overhead.py). This module must never
+import PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..history import History
+from ..runsize import NBGRADER_ENV_VAR
+from . import _tf
+
+tf, keras = _tf.tf, _tf.keras
+
+__all__ = ["LOSSES", "OPTIMIZERS", "evaluate", "fit", "predict"]
+
+OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+LOSSES = ("cross_entropy", "mse", "bce")
+METRICS = ("accuracy",)
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------
+
+
+def _make_optimizer(optimizer: Any, lr: Any):
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {OPTIMIZERS} or a keras.optimizers.Optimizer; received "
+            f"{optimizer!r}. Example: fit(model, train, optimizer='sgd', lr=0.01)."
+        )
+    name = optimizer.lower()
+    # The same hyperparameters as the PyTorch twin, so both halves train alike.
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=0.01, epsilon=1e-8)
+    return keras.optimizers.RMSprop(learning_rate=lr, rho=0.9)
+
+
+def _resolve_loss(loss: Any) -> tuple[str, Any]:
+    if callable(loss) and not isinstance(loss, str):
+        return "custom", loss
+    if not isinstance(loss, str) or loss.lower() not in LOSSES:
+        raise ValueError(
+            f"loss must be one of {LOSSES} or a callable (y_true, y_pred) -> loss; received "
+            f"{loss!r}. Use 'cross_entropy' for integer class labels and logits."
+        )
+    name = loss.lower()
+    if name == "cross_entropy":
+        return name, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if name == "mse":
+        return name, keras.losses.MeanSquaredError()
+    return name, keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def _accuracy_metric(loss_name: str, y: Any):
+    """The Keras metric that counts like the torch twin's accuracy, named 'accuracy'."""
+    if loss_name == "bce":
+        return keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # logits: > 0
+    if loss_name == "cross_entropy" or _is_integer(y):
+        return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    shape = tuple(getattr(y, "shape", ()))
+    if y is not None and not (len(shape) == 2 and shape[1] > 1):
+        # Same rule as the torch twin: float targets count as classes only when one-hot.
+        raise ValueError(
+            f"metric 'accuracy' needs integer labels of shape (N,) with outputs (N, classes), one-hot "
+            f"targets shaped like the outputs, or loss='bce'; received targets {shape} ({y.dtype}). "
+            "Pass metrics=() to record the loss only."
+        )
+    return keras.metrics.CategoricalAccuracy(name="accuracy")
+
+
+def _is_integer(y: Any) -> bool:
+    dtype = getattr(y, "dtype", None)
+    if isinstance(dtype, np.dtype):
+        return bool(np.issubdtype(dtype, np.integer))
+    return bool(getattr(dtype, "is_integer", False))  # a tf.DType
+
+
+def _check_metrics(metrics: Any) -> tuple[str, ...]:
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    if metrics is None:
+        return ()
+    metrics = tuple(metrics)
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ValueError(
+            f"metrics must be a subset of {METRICS}; received {metrics!r}. Loss is always recorded; "
+            "pass metrics=() for loss only."
+        )
+    return metrics
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int; received {value!r}.")
+    return int(value)
+
+
+def _progress(epochs: int, progress: bool):
+    # tqdm writes to stderr by default, and nbgrader fails a cell that writes there.
+    from tqdm.auto import tqdm
+
+    disable = not progress or bool(os.environ.get(NBGRADER_ENV_VAR))
+    return tqdm(total=epochs, desc="fit", unit="epoch", file=sys.stdout, disable=disable, leave=True)
+
+
+def _short(v: float) -> str:
+    return "nan" if math.isnan(v) else f"{v:.4g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def _as_array(a: Any) -> Any:
+    if isinstance(a, np.ndarray) or tf.is_tensor(a):
+        if isinstance(a, np.ndarray) and a.dtype == np.float64:
+            return a.astype(np.float32)  # numpy defaults to float64; weights are float32
+        return a
+    return np.asarray(a)
+
+
+def _split_xy(data: Any, name: str) -> tuple[Any, Any]:
+    x, y = data
+    xs = [_as_array(a) for a in x] if isinstance(x, (list, tuple)) else [_as_array(x)]
+    if not xs:
+        raise ValueError(f"{name}: x is an empty {type(x).__name__}; pass one array per model input.")
+    y = _as_array(y)
+    n = int(y.shape[0]) if len(y.shape) else -1
+    bad = [tuple(a.shape) for a in xs if len(a.shape) == 0 or int(a.shape[0]) != n]
+    if bad or n < 1:
+        raise ValueError(
+            f"{name}: every input needs one row per label; received x shapes "
+            f"{[tuple(a.shape) for a in xs]} and y shape {tuple(y.shape)}. Fix: slice x and y alike, "
+            "e.g. (x[:600], y[:600])."
+        )
+    # A functional model with several inputs takes a list; a single input takes the array.
+    return (xs if len(xs) > 1 else xs[0]), y
+
+
+def _is_dataset(data: Any) -> bool:
+    return isinstance(data, tf.data.Dataset)
+
+
+def _describe(data: Any) -> str:
+    if isinstance(data, (list, tuple)):
+        return f"a {type(data).__name__} of length {len(data)}"
+    shape = getattr(data, "shape", None)
+    return f"a {type(data).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def _check_pair(data: Any, name: str) -> None:
+    if not (isinstance(data, (list, tuple)) and len(data) == 2):
+        raise TypeError(
+            f"{name} must be a pair (x, y) of arrays, with x a list of arrays for a multi-input "
+            f"model, or a batched tf.data.Dataset; received {_describe(data)}. Example: "
+            "fit(model, (x_train, y_train), val=(x_test, y_test))."
+        )
+
+
+def _shuffled_dataset(x: Any, y: Any, batch_size: int, seed: int):
+    """Batches of (x, y) in a new seeded order every epoch.
+
+    A seeded tf.data shuffle makes `seed` fix the order, as in the torch twin (Keras' own
+    shuffle of numpy input follows TensorFlow's global seed instead). Only the indices are
+    shuffled; each batch is one vectorized gather, like Keras' own array adapter.
+    """
+    xs = [tf.convert_to_tensor(a) for a in (x if isinstance(x, list) else [x])]
+    y = tf.convert_to_tensor(y)
+    n = int(y.shape[0])
+    indices = tf.data.Dataset.range(n).shuffle(n, seed=int(seed), reshuffle_each_iteration=True)
+
+    def take(idx):
+        batch = tuple(tf.gather(a, idx) for a in xs)
+        return (batch if len(batch) > 1 else batch[0]), tf.gather(y, idx)
+
+    return indices.batch(batch_size).map(take, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------------------------
+# fit
+# --------------------------------------------------------------------------------------------
+
+
+class _Collect(keras.callbacks.Callback):
+    """Fills a coursekit `History` at each epoch end and advances the progress bar."""
+
+    def __init__(self, history: History, keys: Sequence[str], bar) -> None:
+        super().__init__()
+        self.history = history
+        self.keys = keys
+        self.bar = bar
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        values = {k: float(logs[k]) for k in self.keys if k in logs}
+        self.history.append(values, time.perf_counter() - self._start)
+        self.bar.set_postfix({k: _short(v) for k, v in values.items()}, refresh=False)
+        self.bar.update(1)
+
+
+def fit(
+    model: keras.Model,
+    train: Any,
+    val: Any = None,
+    *,
+    epochs: int = 3,
+    optimizer: str | keras.optimizers.Optimizer | None = "adam",
+    lr: float = 1e-3,
+    loss: str | Callable | None = "cross_entropy",
+    metrics: Sequence[str] = ("accuracy",),
+    batch_size: int = 64,
+    shuffle: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+    device: str | None = None,
+    schedule: keras.optimizers.schedules.LearningRateSchedule | None = None,
+) -> History:
+    """Compile and train `model` for `epochs`; return a `History` ('loss', 'accuracy',
+    'val_loss', 'val_accuracy' per epoch, and the seconds each epoch took).
+
+    `train` and `val` are `(x, y)` with `x` one array or a list of arrays for a multi-input
+    functional model; or a batched ``tf.data.Dataset`` of ``(x, y)`` (then `batch_size`,
+    `shuffle` and `seed` are the dataset's business). Shuffled array input goes through a
+    ``tf.data`` pipeline seeded by `seed`, so `seed` fixes the order as in the torch twin.
+
+    `optimizer` is one of 'adam', 'sgd' (momentum 0.9), 'adamw' (weight decay 0.01),
+    'rmsprop' (rho 0.9), built with `lr`, or a ready ``keras.optimizers.Optimizer`` (then `lr`
+    is ignored). `loss` is 'cross_entropy' (logits and integer labels:
+    ``SparseCategoricalCrossentropy(from_logits=True)``), 'mse', 'bce' (logits and 0/1
+    targets) or a Keras loss / callable ``(y_true, y_pred) -> loss``. Pass ``optimizer=None,
+    loss=None`` to keep the model's own ``compile()``. `schedule` is a
+    ``keras.optimizers.schedules.LearningRateSchedule`` given to the optimizer as its learning
+    rate, so it steps every batch (with a ready optimizer, build it with the schedule
+    yourself).
+
+    Runs ``model.fit(..., verbose=0)`` under ``tf.device(device)`` when `device` is given
+    (e.g. 'CPU:0'). A progress bar over epochs goes to stdout (nbgrader fails cells that
+    write to stderr); it is off with `progress=False` and while nbgrader executes the
+    notebook (``NBGRADER_EXECUTION`` set).
+    """
+    epochs = _positive_int(epochs, "epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    metrics = _check_metrics(metrics)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"fit trains a keras.Model; received a {type(model).__name__}. For a PyTorch model "
+            "use coursekit.torch.train.fit."
+        )
+    if (optimizer is None) != (loss is None):
+        raise ValueError(
+            f"pass both optimizer and loss, or neither (None, None) to keep the model's compile(); "
+            f"received optimizer={optimizer!r}, loss={loss!r}."
+        )
+
+    if _is_dataset(train):
+        train_x, train_y, y_probe = train, None, None
+    else:
+        _check_pair(train, "train")
+        train_x, train_y = _split_xy(train, "train")
+        y_probe = train_y
+    if val is None or _is_dataset(val):
+        val_data = val
+    else:
+        _check_pair(val, "val")
+        val_data = _split_xy(val, "val")
+
+    if optimizer is None:
+        if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+            raise ValueError(
+                "optimizer=None, loss=None keep an existing compile(), but this model is not compiled. "
+                "Pass optimizer='adam', loss='cross_entropy' (the defaults) or call model.compile first."
+            )
+        if schedule is not None:
+            raise ValueError("schedule needs an optimizer to attach to; pass optimizer='adam' (or another).")
+    else:
+        if schedule is not None:
+            if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+                raise TypeError(
+                    "schedule must be a keras.optimizers.schedules.LearningRateSchedule, e.g. "
+                    f"keras.optimizers.schedules.CosineDecay(1e-3, 1000); received a {type(schedule).__name__}."
+                )
+            if not isinstance(optimizer, str):
+                raise ValueError(
+                    "schedule only applies to an optimizer built by fit (a name such as 'adam'); for a "
+                    "ready optimizer, build it with learning_rate=schedule yourself."
+                )
+        loss_name, loss_obj = _resolve_loss(loss)
+        opt = _make_optimizer(optimizer, schedule if schedule is not None else lr)
+        compile_metrics = [_accuracy_metric(loss_name, y_probe)] if "accuracy" in metrics else []
+        model.compile(optimizer=opt, loss=loss_obj, metrics=compile_metrics)
+
+    if train_y is not None and shuffle:
+        fit_args = {"x": _shuffled_dataset(train_x, train_y, batch_size, seed), "shuffle": False}
+    elif train_y is not None:
+        fit_args = {"x": train_x, "y": train_y, "batch_size": batch_size, "shuffle": False}
+    else:
+        fit_args = {"x": train_x, "shuffle": False}  # Keras warns if shuffle=True meets a Dataset
+    if val_data is not None:
+        fit_args["validation_data"] = val_data
+        if not _is_dataset(val_data):
+            fit_args["validation_batch_size"] = batch_size
+
+    keys = ["loss", *metrics]
+    keys += ["val_" + k for k in keys] if val_data is not None else []
+    history = History()
+    bar = _progress(epochs, progress)
+    try:
+        if device is None:
+            model.fit(epochs=epochs, verbose=0, callbacks=[_Collect(history, keys, bar)], **fit_args)
+        else:
+            with tf.device(device):
+                model.fit(epochs=epochs, verbose=0, callbacks=[_Collect(history, keys, bar)], **fit_args)
+    finally:
+        bar.close()
+    return history
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate / predict
+# --------------------------------------------------------------------------------------------
+
+
+def predict(model: keras.Model, x: Any, batch_size: int = 256) -> np.ndarray:
+    """The outputs of `model` on `x` as one numpy array (inference mode, in batches).
+
+    `x` is an array, or a list of arrays for a multi-input model.
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    xs = [_as_array(a) for a in x] if isinstance(x, (list, tuple)) else [_as_array(x)]
+    n = int(xs[0].shape[0])
+    outs = []
+    for i in range(0, n, batch_size):
+        batch = [a[i : i + batch_size] for a in xs]
+        out = model(batch if len(batch) > 1 else batch[0], training=False)
+        if isinstance(out, (list, tuple, dict)):
+            raise TypeError(
+                f"predict expects a model with one output tensor (the logits); {model.name} returned a "
+                f"{type(out).__name__}. Build a model with a single output."
+            )
+        outs.append(keras.ops.convert_to_numpy(out))
+    return np.concatenate(outs)
+
+
+def evaluate(
+    model: keras.Model,
+    x: Any,
+    y: Any,
+    *,
+    loss: str | Callable = "cross_entropy",
+    batch_size: int = 256,
+    metrics: Sequence[str] = ("accuracy",),
+) -> dict[str, float]:
+    """Mean loss (and accuracy) of `model` on `(x, y)`, as ``{'loss': ..., 'accuracy': ...}``.
+
+    Needs no ``compile()``: the loss named here is applied to the outputs of `predict`.
+    `x` may be a list of arrays for a multi-input model.
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    metrics = _check_metrics(metrics)
+    loss_name, loss_obj = _resolve_loss(loss)
+    _, y_arr = _split_xy((x, y), "evaluate")
+    out = predict(model, x, batch_size)
+    values = {"loss": float(keras.ops.convert_to_numpy(loss_obj(y_arr, out)))}
+    if "accuracy" in metrics:
+        metric = _accuracy_metric(loss_name, y_arr)
+        metric.update_state(y_arr, out)
+        values["accuracy"] = float(keras.ops.convert_to_numpy(metric.result()))
+    return values
