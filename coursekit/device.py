@@ -51,5 +51,5 @@ def quiet_stderr() -> Iterator[None]:
 
 def device_line(framework: str, version: str, device: str, run: str) -> str:
     """The single line every lesson prints first, e.g.
-    'coursekit: PyTorch 2.14.1 on CPU (no CUDA or MPS found) | run size: small (3 epochs)'."""
+    'coursekit: PyTorch 2.14.1 on CPU (no CUDA or MPS found) | run size: small: 8 epochs, ...'."""
     return f"coursekit: {framework} {version} on {device} | run size: {run}"

@@ -539,7 +539,7 @@ def clean_env(monkeypatch):
 
 
 def test_run_size_presets():
-    assert SMALL == RunSize("small", epochs=3, n_train=600, batch_size=64)
+    assert SMALL == RunSize("small", epochs=8, n_train=1024, batch_size=64)
     assert FULL.name == "full" and FULL.epochs > SMALL.epochs and FULL.n_train >= 1797
     with pytest.raises(Exception):
         SMALL.epochs = 10  # frozen

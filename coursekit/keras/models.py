@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ._tf import keras
 from ..models import check_two_branch_options
 from .fusion import (
@@ -17,7 +19,7 @@ from .fusion import (
 
 layers = keras.layers
 
-__all__ = ["TwoBranchNet", "two_branch_net"]
+__all__ = ["TwoBranchNet", "count_params", "two_branch_net"]
 
 
 def _fusion_layer(fusion: str, width: int, norm: str | None, groups: int):
@@ -70,3 +72,8 @@ def two_branch_net(
 
 # The torch half has a class of this name; in Keras the functional model is the class.
 TwoBranchNet = two_branch_net
+
+
+def count_params(model) -> int:
+    """Trainable parameters (BatchNorm's running statistics excluded, as in the twin)."""
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))

@@ -12,6 +12,8 @@ from .device import *  # noqa: F401,F403
 from .device import __all__ as _device_all
 from .diagnostics import *  # noqa: F401,F403
 from .diagnostics import __all__ as _diagnostics_all
+from .experiments import *  # noqa: F401,F403
+from .experiments import __all__ as _experiments_all
 from .fusion import *  # noqa: F401,F403
 from .fusion import __all__ as _fusion_all
 from .init import *  # noqa: F401,F403
@@ -28,5 +30,5 @@ DATA_FORMAT = "NCHW"
 
 __all__ = [
     "FRAMEWORK", "DATA_FORMAT", "ShapeMismatchError", "concat_output_shape",
-    *_align_all, *_device_all, *_diagnostics_all, *_fusion_all, *_init_all, *_lr_all, *_models_all, *_train_all,
+    *_align_all, *_device_all, *_diagnostics_all, *_experiments_all, *_fusion_all, *_init_all, *_lr_all, *_models_all, *_train_all,
 ]

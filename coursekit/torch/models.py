@@ -17,7 +17,7 @@ from .fusion import (
     WeightedSumFusion,
 )
 
-__all__ = ["TwoBranchNet", "two_branch_net"]
+__all__ = ["TwoBranchNet", "count_params", "two_branch_net"]
 
 _ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 
@@ -79,3 +79,8 @@ class TwoBranchNet(nn.Module):
 def two_branch_net(**options) -> TwoBranchNet:
     """Build a `TwoBranchNet` (same options as the Keras twin's `two_branch_net`)."""
     return TwoBranchNet(**options)
+
+
+def count_params(model) -> int:
+    """Trainable parameters (BatchNorm's running statistics excluded, as in the twin)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,134 @@
+"""Framework-neutral results of the lessons' experiments, so notebooks and tests read the same
+numbers and print the same tables in both frameworks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .data import TwoBranchData, make_two_branch
+from .diagnostics_report import format_table
+from .history import History
+from .seeding import seed_everything
+
+
+@dataclass
+class FusionRun:
+    """One training run of a two-branch network on `coursekit.data.make_two_branch` data.
+
+    `accuracy_a` / `accuracy_b` are test accuracies on the samples whose label only branch A /
+    branch B carries: a fused model that ignores a branch scores chance on that branch's half.
+    """
+
+    label: str
+    options: dict[str, Any]
+    history: History
+    test_loss: float
+    test_accuracy: float
+    accuracy_a: float
+    accuracy_b: float
+    n_params: int
+    seconds_per_epoch: float
+    report: Any = None  # BranchReport after training, when asked for
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        """True when the final loss is not finite."""
+        return not (self.test_loss == self.test_loss and abs(self.test_loss) != float("inf"))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.label}: test loss {self.test_loss:.3f}, accuracy {self.test_accuracy:.1%} "
+            f"(A-carried {self.accuracy_a:.1%}, B-carried {self.accuracy_b:.1%})"
+        )
+
+
+def compare(runs: Sequence[FusionRun], columns: Sequence[str] = ()) -> str:
+    """A text table of runs: loss, accuracy per branch, gradient share of branch A, parameters, time."""
+    headers = ["run", "test loss", "accuracy", "acc A", "acc B", "grad share A", "params", "s/epoch", *columns]
+    rows = []
+    for r in runs:
+        share = "-" if r.report is None else f"{r.report.grad_shares[0]:.1%}"
+        rows.append([
+            r.label, f"{r.test_loss:.3f}", f"{r.test_accuracy:.1%}", f"{r.accuracy_a:.1%}", f"{r.accuracy_b:.1%}",
+            share, str(r.n_params), f"{r.seconds_per_epoch:.2f}", *[str(r.extra.get(c, "")) for c in columns],
+        ])
+    return format_table(headers, rows)
+
+
+class RunTable(list):
+    """A list of FusionRun that prints as `compare`'s table (also in Jupyter)."""
+
+    def __str__(self) -> str:
+        return compare(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython display
+        p.text(str(self))
+
+    def by_label(self) -> dict[str, FusionRun]:
+        return {r.label: r for r in self}
+
+
+def run_two_branch_with(
+    api: Any,
+    layout: str,
+    data: TwoBranchData | None = None,
+    *,
+    label: str | None = None,
+    scale: float = 1.0,
+    distribution: str = "normal",
+    n: int = 1024,
+    n_classes: int = 4,
+    fusion: str = "concat",
+    norm: str | None = None,
+    branch_norm: str | None = None,
+    activations: str | tuple[str, str] = "relu",
+    width: int = 8,
+    init: str | None = None,
+    init_options: dict | None = None,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    epochs: int = 8,
+    batch_size: int = 64,
+    seed: int = 0,
+    report: bool = True,
+    progress: bool = False,
+) -> FusionRun:
+    """The body of both halves' `run_two_branch`: `api` is the framework module providing
+    two_branch_net, init_model, fit, predict, branch_report and count_params."""
+    if data is None:
+        data = make_two_branch(n=n, scale=scale, distribution=distribution, n_classes=n_classes,
+                               layout=layout, seed=0)
+    elif data.layout != layout:
+        raise ValueError(f"run_two_branch needs {layout} data here; received layout {data.layout!r}. "
+                         f"Make it with make_two_branch(..., layout={layout!r}).")
+    train, test = data.split(0.25, seed=0)
+    seed_everything(seed)
+    model = api.two_branch_net(n_classes=data.n_classes, width=width, activations=activations, fusion=fusion,
+                           norm=norm, branch_norm=branch_norm)
+    if init is not None:
+        api.init_model(model, init, seed=seed, **(init_options or {}))
+    history = api.fit(model, (train.inputs, train.y), (test.inputs, test.y), epochs=epochs, optimizer=optimizer,
+                  lr=lr, batch_size=batch_size, seed=seed, progress=progress)
+    logits = api.predict(model, test.inputs)
+    right = np.argmax(logits, axis=1) == test.y if np.isfinite(logits).all() else np.zeros(len(test), bool)
+    rep = api.branch_report(model, [x[:256] for x in test.inputs], test.y[:256]) if report else None
+    options = dict(scale=data.scale, distribution=data.distribution, fusion=fusion, norm=norm,
+                   branch_norm=branch_norm, activations=activations, init=init, optimizer=optimizer, lr=lr,
+                   epochs=epochs, seed=seed)
+    return FusionRun(
+        label=label or f"{fusion}" + (f"+{norm}" if norm else "") + f" x{data.scale:g}",
+        options=options,
+        history=history,
+        test_loss=history.last("val_loss"),
+        test_accuracy=float(right.mean()),
+        accuracy_a=float(right[test.carrier == 0].mean()),
+        accuracy_b=float(right[test.carrier == 1].mean()),
+        n_params=api.count_params(model),
+        seconds_per_epoch=float(np.median(history.seconds)) if history.seconds else float("nan"),
+        report=rep,
+        extra={"model": model},
+    )

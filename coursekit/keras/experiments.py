@@ -1,0 +1,46 @@
+"""The lessons' experiments in Keras: train a two-branch net and measure what fusion did.
+Twin of coursekit.torch.experiments; notebooks show these runs and tests assert their gaps."""
+
+from __future__ import annotations
+
+import sys
+
+from ..data import TwoBranchData
+from ..experiments import FusionRun, run_two_branch_with
+from .diagnostics import branch_report  # noqa: F401  (used through this module by run_two_branch_with)
+from .init import init_model  # noqa: F401
+from .models import count_params, two_branch_net  # noqa: F401
+from .train import fit, predict  # noqa: F401
+
+__all__ = ["run_two_branch"]
+
+
+
+def run_two_branch(
+    data: TwoBranchData | None = None,
+    *,
+    label: str | None = None,
+    scale: float = 1.0,
+    distribution: str = "normal",
+    n: int = 1024,
+    n_classes: int = 4,
+    fusion: str = "concat",
+    norm: str | None = None,
+    branch_norm: str | None = None,
+    activations: str | tuple[str, str] = "relu",
+    width: int = 8,
+    init: str | None = None,
+    init_options: dict | None = None,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    epochs: int = 8,
+    batch_size: int = 64,
+    seed: int = 0,
+    report: bool = True,
+    progress: bool = False,
+) -> FusionRun:
+    """Train `two_branch_net` on two-branch data (NHWC; made from `scale`/`distribution` unless
+    `data` is given), 75/25 split, and return a `FusionRun` with test metrics per carrier branch
+    and, with `report`, the branch report of the trained model on the test set."""
+    options = dict(locals())
+    return run_two_branch_with(sys.modules[__name__], "NHWC", **options)
