@@ -85,9 +85,21 @@ def main() -> int:
     args = ap.parse_args()
 
     rows: list[dict] = []
-    for module in ("coursekit", "coursekit.torch", "torch", "coursekit.keras", "keras"):
-        dt, loaded = import_time(module, args.repeat)
-        rows.append({"what": f"import {module}", "seconds": dt, "note": f"loads {','.join(loaded) or 'no framework'}"})
+    # Interleaved (one run of each module per round) so machine load hits every module alike.
+    modules = ("coursekit", "torch", "coursekit.torch", "keras", "coursekit.keras")
+    samples: dict[str, list[float]] = {m: [] for m in modules}
+    loaded: dict[str, list[str]] = {}
+    for _ in range(args.repeat):
+        for module in modules:
+            dt, loaded[module] = import_time(module, 1)
+            samples[module].append(dt)
+    for module in modules:
+        rows.append({"what": f"import {module}", "seconds": statistics.median(samples[module]),
+                     "note": f"loads {','.join(loaded[module]) or 'no framework'}"})
+    times = {r["what"]: r["seconds"] for r in rows}
+    for half, base in (("coursekit.torch", "torch"), ("coursekit.keras", "keras")):
+        delta = times[f"import {half}"] - times[f"import {base}"]
+        rows.append({"what": f"import {half} - import {base}", "seconds": delta, "note": "budget +0.30 s"})
 
     lessons = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
     if args.lesson:
