@@ -9,9 +9,6 @@ import PyTorch.
 
 from __future__ import annotations
 
-import math
-import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,16 +16,19 @@ from typing import Any
 import numpy as np
 
 from ..history import History
-from ..runsize import NBGRADER_ENV_VAR
 from . import _tf
 
 tf, keras = _tf.tf, _tf.keras
 
+from ..training import LOSSES, OPTIMIZERS
+from ..training import check_metrics as _check_metrics
+from ..training import describe as _describe
+from ..training import positive_int as _positive_int
+from ..training import progress as _progress
+from ..training import short as _short
+
 __all__ = ["LOSSES", "OPTIMIZERS", "evaluate", "fit", "predict"]
 
-OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
-LOSSES = ("cross_entropy", "mse", "bce")
-METRICS = ("accuracy",)
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,39 +95,6 @@ def _is_integer(y: Any) -> bool:
     return bool(getattr(dtype, "is_integer", False))  # a tf.DType
 
 
-def _check_metrics(metrics: Any) -> tuple[str, ...]:
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    if metrics is None:
-        return ()
-    metrics = tuple(metrics)
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise ValueError(
-            f"metrics must be a subset of {METRICS}; received {metrics!r}. Loss is always recorded; "
-            "pass metrics=() for loss only."
-        )
-    return metrics
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int; received {value!r}.")
-    return int(value)
-
-
-def _progress(epochs: int, progress: bool):
-    # tqdm writes to stderr by default, and nbgrader fails a cell that writes there.
-    from tqdm.auto import tqdm
-
-    disable = not progress or bool(os.environ.get(NBGRADER_ENV_VAR))
-    return tqdm(total=epochs, desc="fit", unit="epoch", file=sys.stdout, disable=disable, leave=True)
-
-
-def _short(v: float) -> str:
-    return "nan" if math.isnan(v) else f"{v:.4g}"
-
-
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
@@ -161,13 +128,6 @@ def _split_xy(data: Any, name: str) -> tuple[Any, Any]:
 
 def _is_dataset(data: Any) -> bool:
     return isinstance(data, tf.data.Dataset)
-
-
-def _describe(data: Any) -> str:
-    if isinstance(data, (list, tuple)):
-        return f"a {type(data).__name__} of length {len(data)}"
-    shape = getattr(data, "shape", None)
-    return f"a {type(data).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def _check_pair(data: Any, name: str) -> None:

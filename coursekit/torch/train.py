@@ -8,9 +8,6 @@ the loop is the one a student would write by hand, kept within 5% of its speed
 
 from __future__ import annotations
 
-import math
-import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -21,14 +18,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..history import History
-from ..runsize import NBGRADER_ENV_VAR
 from .device import get_device
+
+from ..training import LOSSES, OPTIMIZERS
+from ..training import check_metrics as _check_metrics
+from ..training import describe as _describe
+from ..training import positive_int as _positive_int
+from ..training import progress as _progress
+from ..training import short as _short
 
 __all__ = ["LOSSES", "OPTIMIZERS", "evaluate", "fit", "predict"]
 
-OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
-LOSSES = ("cross_entropy", "mse", "bce")
-METRICS = ("accuracy",)
 
 # Arrays up to this size are copied to the device once per fit instead of once per batch.
 _DEVICE_CACHE_BYTES = 512 * 2**20
@@ -87,27 +87,6 @@ def _resolve_loss(loss: Any) -> tuple[str, Callable[[torch.Tensor, torch.Tensor]
     return name, lambda out, y: F.binary_cross_entropy_with_logits(out, _target_like(y, out))
 
 
-def _check_metrics(metrics: Any) -> tuple[str, ...]:
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    if metrics is None:
-        return ()
-    metrics = tuple(metrics)
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise ValueError(
-            f"metrics must be a subset of {METRICS}; received {metrics!r}. Loss is always recorded; "
-            "pass metrics=() for loss only."
-        )
-    return metrics
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int; received {value!r}.")
-    return int(value)
-
-
 def _accuracy_counter(out: torch.Tensor, y: torch.Tensor, loss_name: str) -> Callable:
     """Pick, from the first batch, how to count correct predictions (summed per sample)."""
     if loss_name == "bce":
@@ -124,14 +103,6 @@ def _accuracy_counter(out: torch.Tensor, y: torch.Tensor, loss_name: str) -> Cal
         f"targets shaped like the outputs, or loss='bce'; received outputs {tuple(out.shape)} and "
         f"targets {tuple(y.shape)} ({y.dtype}). Pass metrics=() to record the loss only."
     )
-
-
-def _progress(epochs: int, progress: bool):
-    # tqdm writes to stderr by default, and nbgrader fails a cell that writes there.
-    from tqdm.auto import tqdm
-
-    disable = not progress or bool(os.environ.get(NBGRADER_ENV_VAR))
-    return tqdm(total=epochs, desc="fit", unit="epoch", file=sys.stdout, disable=disable, leave=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,13 +205,6 @@ def _as_data(data: Any, name: str, device: torch.device, batch_size: int):
         f"or a torch DataLoader; received {_describe(data)}. Example: fit(model, (x_train, y_train), "
         "val=(x_test, y_test))."
     )
-
-
-def _describe(data: Any) -> str:
-    if isinstance(data, (list, tuple)):
-        return f"a {type(data).__name__} of length {len(data)}"
-    shape = getattr(data, "shape", None)
-    return f"a {type(data).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -408,10 +372,6 @@ def fit(
         bar.close()
         model.train(was_training)
     return history
-
-
-def _short(v: float) -> str:
-    return "nan" if math.isnan(v) else f"{v:.4g}"
 
 
 def evaluate(
