@@ -17,8 +17,8 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
+from .grader import already_graded, grade_parallel, grade_serial, progress_bar, register_assignment
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -26,8 +26,6 @@ from .notebooks import (
     build,
     check_framework,
     find_course,
-    nbgrader,
-    _nbgrader_error,
 )
 
 
@@ -159,20 +157,6 @@ def cmd_build(args) -> int:
 
 
 # ---------------------------------------------------------------- grade
-def _register_assignment(course: Course, lesson: str, framework: str | None) -> None:
-    """Put the lesson's notebooks, cells and points in the gradebook (nbgrader needs them to
-    autograde) without writing to lessons/."""
-    notebook_id = FRAMEWORK_NOTEBOOKS[framework] if framework else "*"
-    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as tmp:
-        proc = nbgrader(
-            course, "generate_assignment", lesson, "--force",
-            f"--CourseDirectory.release_directory={tmp}",
-            f"--CourseDirectory.notebook_id={notebook_id}",
-        )
-    if proc.returncode != 0:
-        raise CourseError(f"could not register {lesson} in the gradebook: {_nbgrader_error(proc)}")
-
-
 def score_table(course: Course, lesson: str, students: list[str]) -> list[dict]:
     """Scores from the gradebook: one row per student and notebook, with per-exercise points."""
     from nbgrader.api import Gradebook, MissingEntry
@@ -210,17 +194,20 @@ def cmd_grade(args) -> int:
         students = args.student
     if not students:
         raise CourseError(f"nobody has submitted {lesson}: {submitted} has no <student>/{lesson}/ folder")
-    _register_assignment(course, lesson, framework)
-    notebook_id = FRAMEWORK_NOTEBOOKS[framework] if framework else "*"
-    failed = []
-    for student in students:
-        print(f"grading {student} ...", file=sys.stderr if args.json else sys.stdout, flush=True)
-        proc = nbgrader(
-            course, "autograde", lesson, f"--student={student}", "--force",
-            f"--CourseDirectory.notebook_id={notebook_id}",
-        )
-        if proc.returncode != 0:
-            failed.append(f"{student}: {_nbgrader_error(proc)}")
+    if args.jobs < 1:
+        raise CourseError(f"--jobs must be at least 1; received {args.jobs}")
+    register_assignment(course, lesson, framework)
+    todo = students if args.force else [s for s in students if s not in already_graded(course, lesson)]
+    skipped = len(students) - len(todo)
+    if skipped:
+        print(f"{skipped} already graded (use --force to grade them again)",
+              file=sys.stderr if args.json else sys.stdout, flush=True)
+    with progress_bar(len(todo), enabled=not args.json) as bar:
+        if args.jobs == 1 or len(todo) <= 1:
+            outcomes = grade_serial(course, lesson, todo, framework, bar)
+        else:
+            outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
+    failed = [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -262,6 +249,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="grade only this framework's notebook (a torch-only or keras-only class)")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
     g.add_argument("--json", action="store_true", help="print the scores as JSON")
+    g.add_argument("--jobs", "-j", type=int, default=1,
+                   help="grade this many submissions at once (each in its own nbgrader run; default 1)")
+    g.add_argument("--force", action="store_true", help="grade again students already in the gradebook")
     g.set_defaults(func=cmd_grade)
     return p
 

@@ -137,3 +137,29 @@ def test_nbgrader_validate_passes_solution_and_fails_untouched(tmp_path):
     assert "Success! Your notebook passes all the tests." in verdicts["solved"], verdicts["solved"][-2000:]
     assert "VALIDATION FAILED" in verdicts["untouched"], verdicts["untouched"][-2000:]
     assert "NotImplementedError" in verdicts["untouched"]
+
+
+@pytest.mark.slow
+def test_parallel_grading_matches_serial_and_resumes(tmp_path):
+    """`coursekit grade --jobs 2` gives nbgrader's serial scores, writes one gradebook without lock
+    errors, and a second run skips what is graded unless --force."""
+    lesson, name = LESSONS[0], "pytorch.ipynb"
+    courses = {mode: copy_course(tmp_path / mode) for mode in ("serial", "parallel")}
+    for course in courses.values():
+        release = course / "lessons" / lesson / name
+        solved = solution_sources(course / "solutions" / lesson / name)
+        wrong_id = answer_ids(release)[1]
+        for student, answers in {"ann": solved, "bo": {}, "cy": {**solved, wrong_id: WRONG[lesson]["pytorch"][wrong_id]}}.items():
+            make_submission(release, answers, course / "submitted" / student / lesson / name)
+    serial = coursekit("--root", str(courses["serial"]), "grade", lesson, "--framework", "torch", "--json")
+    parallel = coursekit("--root", str(courses["parallel"]), "grade", lesson, "--framework", "torch", "--json", "--jobs", "2")
+    assert serial.returncode == 0, serial.stderr[-2000:]
+    assert parallel.returncode == 0, parallel.stderr[-2000:]
+    assert "locked" not in parallel.stderr.lower()
+    assert json.loads(parallel.stdout) == json.loads(serial.stdout)
+    scores = {r["student"]: r["score"] for r in json.loads(parallel.stdout)}
+    assert scores["ann"] == max(scores.values()) and scores["bo"] == 0 and 0 < scores["cy"] < scores["ann"]
+
+    again = coursekit("--root", str(courses["parallel"]), "grade", lesson, "--framework", "torch", "--json", "--jobs", "2")
+    assert again.returncode == 0 and "3 already graded" in again.stderr
+    assert json.loads(again.stdout) == json.loads(serial.stdout)
