@@ -73,6 +73,8 @@ def concat_output_shape(
             f"with ranks {[len(s) for s in shapes]}. Add or remove a batch/channel axis first."
         )
     rank = ranks.pop()
+    if data_format is not None:
+        check_layout(data_format)  # a wrong layout name is an error even when the shapes agree
     ax = normalize_axis(axis, rank)
     out = list(shapes[0])
     for i in range(rank):
