@@ -20,6 +20,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 # Every subprocess (nbgrader, kernels, alembic) must come from this interpreter's environment.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
+# pytest -n 2 runs two workers, each with its own kernels, on a 2-core machine. PyTorch's OpenMP
+# threads spin while waiting, so two processes using every core run ~30x slower than one; give each
+# process (and every kernel it starts) one thread. Same caps as `coursekit grade --jobs`.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from coursekit.grader import thread_env
+
+    os.environ.update(thread_env(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "2"))))
+
 
 @pytest.fixture(scope="session")
 def root() -> Path:
