@@ -1,0 +1,315 @@
+"""The capstone's broken pipeline (lesson 08), Keras half. Twin of coursekit.torch.capstone.
+
+"My network always predicts the same class": a two-branch network and its data, broken in four
+of the ways the course teaches, so the lesson can diagnose them with coursekit's tools and fix
+them one at a time.
+
+- the data: branch B arrives raw, ``RAW_SCALE`` times branch A's scale and shifted by
+  ``RAW_SHIFT`` (`capstone_data`);
+- the fusion: `GatedConcat` concatenates the branch maps without normalizing them and keeps its
+  per-branch gate in a ``tf.Variable`` attribute, which Keras 3 does not track, so the optimizer
+  never sees it;
+- the initialization: every kernel drawn from N(0, ``BROKEN_INIT_STD``), "small random weights";
+- the learning rate: SGD (momentum 0.9) at ``BROKEN_LR``.
+
+`broken_setup` hands out all four; `build_pipeline(fixes=...)` builds the pipeline with any
+subset of the fixes applied and `run_pipeline` also trains it (the reference fixes live here,
+privately, so the lesson's experiments never depend on the student's answers);
+`train_and_report` trains a given model and reports its accuracy and whether it collapsed.
+This module must never import PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..data import TwoBranchData, make_two_branch
+from ..diagnostics_report import CollapseReport, format_table
+from ..history import History
+from ..seeding import seed_everything
+from . import _tf
+from .device import run_size
+from .diagnostics import is_collapsed
+from .fusion import BN_EPS
+from .init import init_model
+from .train import fit, predict
+
+tf, keras = _tf.tf, _tf.keras
+layers, ops = keras.layers, keras.ops
+
+__all__ = [
+    "BROKEN_INIT_STD",
+    "BROKEN_LR",
+    "FIXED_LR",
+    "FIXES",
+    "RAW_SCALE",
+    "RAW_SHIFT",
+    "CapstoneNet",
+    "CapstoneRun",
+    "Pipeline",
+    "GatedConcat",
+    "RunList",
+    "broken_setup",
+    "build_pipeline",
+    "capstone_data",
+    "capstone_net",
+    "run_pipeline",
+    "train_and_report",
+]
+
+
+RAW_SCALE = 1000.0  # branch B's std relative to branch A's, as it arrives
+RAW_SHIFT = 500.0  # and its offset
+BROKEN_INIT_STD = 1e-3  # "small random weights"
+BROKEN_LR = 1.0  # SGD with momentum 0.9
+FIXED_LR = 0.1  # inside the band the LR range test on the fixed network points to (lesson 08)
+OPTIMIZER = "sgd"
+FIXES = ("input", "fusion", "init", "lr")
+
+# The run records and the reference input fix below are framework-neutral; the twin module
+# holds the same code (a neutral coursekit.capstone module would be their natural home).
+
+
+@dataclass
+class CapstoneRun:
+    """One training run: its `history`, final `test_accuracy`, the `collapse` report of the trained
+    model on the test inputs, the share of test samples given the most frequent class, and the model.
+    `diverged` when the outputs are not finite (NaN logits: argmax calls everything class 0)."""
+
+    label: str
+    history: History
+    test_accuracy: float
+    collapse: CollapseReport
+    majority_share: float
+    model: Any = field(repr=False, default=None)
+    options: dict = field(default_factory=dict)
+    diverged: bool = False
+
+    @property
+    def collapsed(self) -> bool:
+        return bool(self.collapse)
+
+    @property
+    def verdict(self) -> str:
+        """'diverged (NaN)', 'constant output', 'one class' (see `CollapseReport`) or 'learns'."""
+        if self.diverged:
+            return "diverged (NaN)"
+        if self.collapse.constant:
+            return "constant output"
+        if self.collapse.single_class:
+            return "one class"
+        return "learns"
+
+    def __str__(self) -> str:
+        return (f"{self.label}: test accuracy {self.test_accuracy:.1%}, {self.verdict} "
+                f"(the most frequent class gets {self.majority_share:.0%} of the predictions)")
+
+
+class RunList(list):
+    """A list of `CapstoneRun` that prints as one table (also in Jupyter)."""
+
+    def __str__(self) -> str:
+        rows = [(r.label, _fmt_loss(r.history.last("loss")), f"{r.test_accuracy:.1%}", r.verdict,
+                 f"{r.majority_share:.0%}") for r in self]
+        return format_table(("run", "final train loss", "test acc", "verdict", "top class"), rows)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+    def by_label(self) -> dict[str, CapstoneRun]:
+        return {r.label: r for r in self}
+
+
+def _fmt_loss(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.3g}"
+
+
+def _make_run(label: str, history: History, logits: np.ndarray, y: np.ndarray, collapse: CollapseReport,
+              model: Any, options: dict) -> CapstoneRun:
+    finite = bool(np.isfinite(logits).all())
+    preds = logits.argmax(1) if finite else np.zeros(len(y), np.int64)
+    acc = float((preds == y).mean())
+    share = float(np.bincount(preds, minlength=logits.shape[1]).max() / len(preds))
+    return CapstoneRun(label, history, acc, collapse, share, model, options, diverged=not finite)
+
+
+def _check_fixes(fixes: Sequence[str]) -> tuple[str, ...]:
+    fixes = (fixes,) if isinstance(fixes, str) else tuple(fixes)
+    bad = [f for f in fixes if f not in FIXES]
+    if bad:
+        raise ValueError(f"unknown fixes {bad}; choose from {FIXES}, e.g. fixes=('input', 'lr').")
+    return fixes
+
+
+def _standardize(train: TwoBranchData, test: TwoBranchData) -> tuple[TwoBranchData, TwoBranchData]:
+    """Reference input fix: each branch minus its training mean, over its training std."""
+    (ma, sa), (mb, sb) = [(float(x.mean()), float(x.std())) for x in train.inputs]
+
+    def apply(d: TwoBranchData) -> TwoBranchData:
+        return replace(d, x_a=((d.x_a - ma) / sa).astype(np.float32), x_b=((d.x_b - mb) / sb).astype(np.float32))
+
+    return apply(train), apply(test)
+
+
+def capstone_data(n: int = 1024, seed: int = 0) -> tuple[TwoBranchData, TwoBranchData]:
+    """The capstone's raw data, NHWC: `coursekit.data.make_two_branch` with 4 classes and branch
+    B at ``RAW_SCALE`` times A's std, shifted by ``RAW_SHIFT``; split 75/25 (train, test)."""
+    data = make_two_branch(n=n, scale=RAW_SCALE, shift=RAW_SHIFT, n_classes=4, layout="NHWC", seed=seed)
+    return data.split(0.25, seed=0)
+
+
+class GatedConcat(layers.Layer):
+    """The BROKEN fusion: ``concatenate([gate[0] * a, gate[1] * b])`` on channels, no normalization.
+
+    The gate is meant to learn how much of each branch to pass on, but it is a ``tf.Variable``
+    assigned as an attribute instead of a weight made with ``self.add_weight``: Keras 3 does not
+    track it, so ``model.trainable_variables`` and the optimizer never see it and it stays at 1.
+    And the two maps are joined as they come, whatever their scales.
+    """
+
+    def __init__(self, width: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.width = int(width)
+        self.gate = tf.Variable(tf.ones(2), trainable=True)  # the bug: not self.add_weight(...)
+
+    def call(self, maps):
+        a, b = maps
+        return ops.concatenate([self.gate[0] * a, self.gate[1] * b], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0][:-1], 2 * self.width)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "width": self.width}
+
+
+class _GatedNormConcat(layers.Layer):
+    """Reference fusion fix: BatchNormalization over the concatenation (no center/scale), then a
+    registered per-branch gate (init 1) on each half."""
+
+    def __init__(self, width: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.width = int(width)
+        self.norm = layers.BatchNormalization(center=False, scale=False, epsilon=BN_EPS, momentum=0.9)
+        self.gate = self.add_weight(shape=(2,), initializer="ones", name="gate")
+
+    def call(self, maps, training=None):
+        x = self.norm(ops.concatenate(list(maps), axis=-1), training=training)
+        w = self.width
+        return ops.concatenate([self.gate[0] * x[..., :w], self.gate[1] * x[..., w:]], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0][:-1], 2 * self.width)
+
+
+def capstone_net(fusion=None, width: int = 8, n_classes: int = 4) -> keras.Model:
+    """The capstone's functional model on NHWC inputs ``[x_a, x_b]``: per branch Conv2D(width, 3,
+    'same', relu) (``branch_a_conv``, ``branch_b_conv``), `fusion` (a layer taking ``[a, b]`` and
+    returning ``2 * width`` channels, named 'fusion'; None: the broken `GatedConcat`), then
+    ``head_conv`` Conv2D(16, 3, 'same', relu), ``head_pool`` global average pool and
+    ``head_dense`` Dense(n_classes) logits. Keras' default initializers."""
+    if fusion is None:
+        fusion = GatedConcat(width, name="fusion")
+    elif not isinstance(fusion, layers.Layer):
+        raise TypeError(
+            f"fusion must be a keras Layer taking [a, b] (two NHWC maps of {width} channels) and returning "
+            f"{2 * width} channels; received a {type(fusion).__name__}. Did you pass the factory instead "
+            "of calling it, e.g. make_fusion instead of make_fusion(8)?"
+        )
+    x_a = keras.Input((None, None, 1), name="x_a")
+    x_b = keras.Input((None, None, 1), name="x_b")
+    a = layers.Conv2D(width, 3, padding="same", activation="relu", name="branch_a_conv")(x_a)
+    b = layers.Conv2D(width, 3, padding="same", activation="relu", name="branch_b_conv")(x_b)
+    h = fusion([a, b])
+    h = layers.Conv2D(16, 3, padding="same", activation="relu", name="head_conv")(h)
+    h = layers.GlobalAveragePooling2D(name="head_pool")(h)
+    out = layers.Dense(n_classes, name="head_dense")(h)
+    return keras.Model([x_a, x_b], out, name="capstone")
+
+
+# The torch half has a class of this name; in Keras the functional model is the class.
+CapstoneNet = capstone_net
+
+
+@dataclass
+class Pipeline:
+    """A capstone pipeline ready to train: `train`/`test` data, the `model`, the `lr` and
+    `optimizer` to train it with, and the `fixes` applied (none: the broken setup)."""
+
+    train: TwoBranchData
+    test: TwoBranchData
+    model: Any
+    lr: float = BROKEN_LR
+    optimizer: str = OPTIMIZER
+    fixes: tuple[str, ...] = ()
+
+
+def _epochs(epochs: int | None) -> int:
+    return run_size().epochs if epochs is None else int(epochs)
+
+
+def _n(n: int | None) -> int:
+    return run_size().n_train if n is None else int(n)
+
+
+def train_and_report(model, train: TwoBranchData, test: TwoBranchData, *, lr: float,
+                     optimizer: str = OPTIMIZER, epochs: int | None = None, batch_size: int = 64,
+                     seed: int = 0, label: str = "run") -> CapstoneRun:
+    """Train `model` on `train` with coursekit's `fit` (`optimizer`, `lr`; epochs from `run_size`
+    unless given), then report test accuracy and `is_collapsed` on the test inputs."""
+    history = fit(model, (train.inputs, train.y), (test.inputs, test.y), epochs=_epochs(epochs),
+                  optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, progress=False)
+    return _make_run(label, history, predict(model, test.inputs), test.y, is_collapsed(model, test.inputs),
+                     model, dict(lr=lr, optimizer=optimizer))
+
+
+def build_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = None, lr: float | None = None,
+                   init: str | dict | Any = None, optimizer: str = OPTIMIZER) -> Pipeline:
+    """The capstone pipeline with the fixes in `fixes` applied and the other bugs left in, untrained.
+
+    fixes: any of ``FIXES`` = 'input' (standardize each branch with its training mean and std),
+    'fusion' (BatchNormalization over the concatenation, then a registered gate), 'init' (He normal,
+    fan_in, biases 0), 'lr' (``FIXED_LR`` instead of ``BROKEN_LR``). `lr` and `init` override
+    those two choices; `init` is a scheme name, an ``init_model`` keyword dict, 'default'
+    (Keras' own init) or a function that initializes the model in place. `n` samples (default:
+    the run size's), split 75/25; `seed` seeds the model.
+    """
+    fixes = _check_fixes(fixes)
+    train, test = capstone_data(_n(n))
+    if "input" in fixes:
+        train, test = _standardize(train, test)
+    seed_everything(seed)
+    model = capstone_net(_GatedNormConcat(8, name="fusion") if "fusion" in fixes else None)
+    if init is None:
+        init = dict(scheme="he_normal") if "init" in fixes else dict(scheme="normal", std=BROKEN_INIT_STD)
+    elif isinstance(init, str):
+        init = dict(scheme=init)
+    if callable(init):
+        init(model)
+    elif init.get("scheme") != "default":
+        init_model(model, **init, seed=seed)
+    if lr is None:
+        lr = FIXED_LR if "lr" in fixes else BROKEN_LR
+    return Pipeline(train, test, model, float(lr), optimizer, fixes)
+
+
+def broken_setup(n: int | None = None, seed: int = 0) -> Pipeline:
+    """The broken pipeline: raw data (`capstone_data`), a `capstone_net` with the broken fusion and
+    every kernel drawn from N(0, ``BROKEN_INIT_STD``) (biases 0), and SGD at ``BROKEN_LR``."""
+    return build_pipeline((), seed=seed, n=n)
+
+
+def run_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = None, epochs: int | None = None,
+                 lr: float | None = None, init: str | dict | Any = None, optimizer: str = OPTIMIZER,
+                 label: str | None = None) -> CapstoneRun:
+    """`build_pipeline(fixes, ...)` and train it with `train_and_report`; the label defaults to the
+    fixes applied ('broken' for none)."""
+    p = build_pipeline(fixes, seed=seed, n=n, lr=lr, init=init, optimizer=optimizer)
+    label = label or ("fixed: " + ", ".join(p.fixes) if p.fixes else "broken")
+    run = train_and_report(p.model, p.train, p.test, lr=p.lr, optimizer=optimizer, epochs=epochs, seed=seed,
+                           label=label)
+    run.options.update(fixes=p.fixes, seed=seed)
+    return run

@@ -1,0 +1,226 @@
+"""BatchNorm's training-mode pitfalls, made measurable (Keras 3). Twin of coursekit.torch.normalization.
+
+Lesson 03 imports it as ``from coursekit.keras import normalization as ckn``:
+
+- `batch_norm_layers(model)`: the BatchNormalization layers of a model, in order;
+- `running_stats(layer)`: a BatchNormalization layer's moving mean and variance as numpy arrays;
+- `set_bn_momentum(model, momentum)`: set every BatchNormalization layer's momentum, in Keras'
+  convention (the weight of the OLD average: ``moving = m * moving + (1 - m) * batch``; Keras'
+  default is 0.99, coursekit's models use 0.9). PyTorch's momentum is the weight of the NEW
+  batch, so keras' m is torch's 1 - m;
+- `predict_with_batch_stats(model, inputs, ...)`: what a model called with ``training=True``
+  predicts: every batch normalized with its own statistics;
+- `run_two_branch_bn(momentum=..., **options)`: `run_two_branch` with the BatchNormalization
+  momentum set before training;
+- `branch_grad_norms(model, inputs, y)`: how much gradient each branch's weights get, in
+  training mode (where BatchNormalization uses batch statistics);
+- `epochs_to_reach(history, threshold)`: the first epoch a metric reaches a threshold;
+- `PLACEMENTS`: the lesson's normalization placements, label -> `run_two_branch` options.
+
+This module must never import PyTorch.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._tf import keras, tf  # first: silences TensorFlow's start-up noise
+from ..experiments import FusionRun, run_two_branch_with
+from . import experiments as _experiments
+from .models import two_branch_net as _two_branch_net
+
+__all__ = [
+    "MOMENTUM_CONVENTION",
+    "PLACEMENTS",
+    "batch_norm_layers",
+    "branch_grad_norms",
+    "epochs_to_reach",
+    "predict_with_batch_stats",
+    "run_two_branch_bn",
+    "running_stats",
+    "set_bn_momentum",
+]
+
+MOMENTUM_CONVENTION = "keras"  # momentum = weight of the old moving average
+# Where lesson 03 puts a normalization layer: label -> run_two_branch options. The same labels
+# and options in both twins, so the notebooks and tests/test_claims_03.py compare like with like.
+PLACEMENTS: dict[str, dict[str, str]] = {
+    "no norm": {},
+    "BatchNorm on concat": {"norm": "batch"},
+    "LayerNorm on concat": {"norm": "layer"},
+    "GroupNorm(4) on concat": {"norm": "group"},
+    "BatchNorm per branch": {"branch_norm": "batch"},
+    "LayerNorm per branch": {"branch_norm": "layer"},
+    "GroupNorm(4) per branch": {"branch_norm": "group"},
+}
+_BN = keras.layers.BatchNormalization
+
+
+def batch_norm_layers(model) -> list:
+    """Every BatchNormalization layer of `model`, nested ones included, in order."""
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(f"batch_norm_layers needs a Keras model or layer; received a {type(model).__name__}.")
+    layers = [model] + list(model._flatten_layers(include_self=False, recursive=True))
+    return [layer for layer in layers if isinstance(layer, _BN)]
+
+
+def running_stats(layer) -> tuple[np.ndarray, np.ndarray]:
+    """`(moving_mean, moving_variance)` of one BatchNormalization layer, as float64 numpy copies."""
+    if not isinstance(layer, _BN) or not layer.built:
+        raise TypeError(
+            f"running_stats needs a built BatchNormalization layer; received {type(layer).__name__}. "
+            "Find them with batch_norm_layers(model)."
+        )
+    return (np.array(keras.ops.convert_to_numpy(layer.moving_mean), dtype=np.float64),
+            np.array(keras.ops.convert_to_numpy(layer.moving_variance), dtype=np.float64))
+
+
+def _check_momentum(momentum: Any) -> float:
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+        raise ValueError(
+            f"momentum must be a number in [0, 1) in Keras' convention (the weight of the old moving "
+            f"average; default 0.99); received {momentum!r}. PyTorch's momentum=0.1 is Keras' 0.9."
+        )
+    return float(momentum)
+
+
+def set_bn_momentum(model, momentum: float) -> int:
+    """Set the momentum of every BatchNormalization layer of `model` (Keras' convention: the
+    weight of the old average, 0 <= momentum < 1). Set it before `fit` compiles the model.
+    Returns how many layers were changed."""
+    momentum = _check_momentum(momentum)
+    bns = batch_norm_layers(model)
+    for bn in bns:
+        bn.momentum = momentum
+    return len(bns)
+
+
+def _inputs(inputs: Any) -> list[np.ndarray]:
+    xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    out = []
+    for a in xs:
+        arr = np.asarray(keras.ops.convert_to_numpy(a))
+        out.append(arr.astype(np.float32) if np.issubdtype(arr.dtype, np.floating) else arr)
+    return out
+
+
+def _save_stats(bns: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(keras.ops.convert_to_numpy(bn.moving_mean), keras.ops.convert_to_numpy(bn.moving_variance))
+            for bn in bns]
+
+
+def _restore_stats(bns: list, saved: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for bn, (m, v) in zip(bns, saved):
+        bn.moving_mean.assign(m)
+        bn.moving_variance.assign(v)
+
+
+def predict_with_batch_stats(
+    model,
+    inputs: Any,
+    batch_size: int = 64,
+    order: Sequence[int] | None = None,
+    keep_running_stats: bool = True,
+) -> np.ndarray:
+    """The outputs of `model` on `inputs` computed with ``training=True``, the way a model called
+    in training mode predicts: each batch is normalized with its own statistics.
+
+    Samples are batched in `order` (a permutation of the indices; default: as given) and the
+    outputs are returned in the original order, so two orders can be compared sample by sample.
+    Training-mode calls also update the moving statistics; with `keep_running_stats` (default)
+    they are restored afterwards, otherwise the model keeps the corrupted ones.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
+    xs = _inputs(inputs)
+    n = int(xs[0].shape[0])
+    idx = np.arange(n) if order is None else np.asarray(order)
+    if sorted(idx.tolist()) != list(range(n)):
+        raise ValueError(f"order must be a permutation of range({n}); received {len(idx)} indices.")
+    bns = batch_norm_layers(model)
+    saved = _save_stats(bns)
+    out = [None] * n
+    try:
+        for i in range(0, n, batch_size):
+            sel = idx[i : i + batch_size]
+            batch = [x[sel] for x in xs]
+            logits = keras.ops.convert_to_numpy(model(batch if len(batch) > 1 else batch[0], training=True))
+            for j, k in enumerate(sel):
+                out[int(k)] = logits[j]
+    finally:
+        if keep_running_stats:
+            _restore_stats(bns, saved)
+    return np.stack(out)
+
+
+def run_two_branch_bn(*, momentum: float = 0.9, **options: Any) -> FusionRun:
+    """`run_two_branch(**options)` with every BatchNormalization layer's momentum set to
+    `momentum` (Keras' convention) before training. Same data, seeds and split as
+    `run_two_branch`; pass ``norm='batch'`` or ``branch_norm='batch'`` so there is one to set."""
+    momentum = _check_momentum(momentum)
+    if "batch" not in (options.get("norm"), options.get("branch_norm")):
+        raise ValueError(
+            "run_two_branch_bn sets the momentum of BatchNormalization layers, so pass norm='batch' or "
+            f"branch_norm='batch'; received norm={options.get('norm')!r}, "
+            f"branch_norm={options.get('branch_norm')!r}."
+        )
+
+    def build(**kw: Any):
+        model = _two_branch_net(**kw)
+        set_bn_momentum(model, momentum)
+        return model
+
+    api = SimpleNamespace(**{k: getattr(_experiments, k) for k in
+                             ("branch_report", "init_model", "fit", "predict", "count_params")},
+                          two_branch_net=build)
+    run = run_two_branch_with(api, "NHWC", **options)
+    run.options["momentum"] = momentum
+    return run
+
+
+def branch_grad_norms(model, inputs: Any, y: Any, training: bool = True) -> tuple[float, float]:
+    """L2 norms of the loss gradient (cross-entropy on logits) over the weights of branch A and
+    of branch B of a `two_branch_net` (layers named ``branch_a_*`` / ``branch_b_*``), on one batch.
+
+    With `training` (default) the model is called with ``training=True``, as during training, so
+    BatchNormalization uses the batch's statistics; the moving statistics are restored
+    afterwards. ``training=False`` measures the model as evaluated.
+    """
+    xs = _inputs(inputs)
+    target = np.asarray(y).astype(np.int64)
+    groups = {"a": [], "b": []}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for tag in groups:
+            if layer.name.startswith(f"branch_{tag}_"):
+                groups[tag].extend(layer.trainable_weights)
+    if not groups["a"] or not groups["b"]:
+        raise ValueError(
+            "branch_grad_norms needs a two_branch_net: layers named branch_a_* and branch_b_*; "
+            f"{model.name} has {[layer.name for layer in model.layers][:6]}..."
+        )
+    bns = batch_norm_layers(model)
+    saved = _save_stats(bns)
+    try:
+        with tf.GradientTape() as tape:
+            logits = model(xs if len(xs) > 1 else xs[0], training=training)
+            loss = keras.losses.sparse_categorical_crossentropy(target, logits, from_logits=True)
+            loss = keras.ops.mean(loss)
+        grads = tape.gradient(loss, groups["a"] + groups["b"])
+    finally:
+        _restore_stats(bns, saved)
+    na = len(groups["a"])
+    return _l2(grads[:na]), _l2(grads[na:])
+
+
+def _l2(grads: Sequence[Any]) -> float:
+    return float(np.sqrt(sum(np.sum(np.asarray(g, dtype=np.float64) ** 2) for g in grads)))
+
+
+def epochs_to_reach(history: Any, threshold: float, metric: str = "val_accuracy") -> int | None:
+    """The first epoch (counting from 1) at which `history[metric]` reaches `threshold`, or
+    None if it never does: "how fast did it converge", in epochs."""
+    values = history[metric]
+    return next((i + 1 for i, v in enumerate(values) if v >= threshold), None)

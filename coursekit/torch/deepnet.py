@@ -1,0 +1,170 @@
+"""A deep plain CNN and the per-layer measurements of lesson 05 (initialization), in PyTorch.
+
+Twin of `coursekit.keras.deepnet`: same names, same signatures, same layers in the same order
+under the same names (conv1, act1, ..., convN, actN, pool, fc), so one initialization gives
+the same per-layer statistics in both halves. Not exported by ``coursekit.torch``; import it
+as ``from coursekit.torch.deepnet import plain_cnn``. This module must never import
+TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..diagnostics_report import ActivationStats, summarize_values
+from .diagnostics import _eval_mode, _inputs, _target, activation_stats
+from .init import initialized_layers
+from .train import _model_device, _resolve_loss
+
+__all__ = ["ACTIVATIONS", "activation_grad_stats", "depth_profile", "grad_unit_spread", "plain_cnn", "unit_spread"]
+
+_ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+#: The activations `plain_cnn` accepts.
+ACTIVATIONS = tuple(_ACT)
+_PADDINGS = ("same", "valid")
+
+
+def _widths(depth: Any, width: Any) -> list[int]:
+    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be an int >= 1 (the number of conv layers); received {depth!r}.")
+    widths = [width] * int(depth) if isinstance(width, (int, np.integer)) and not isinstance(width, bool) else list(width)
+    if len(widths) != depth or any(not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 1 for w in widths):
+        raise ValueError(
+            f"width must be an int >= 1 or a list of {depth} ints >= 1 (one per conv layer); received "
+            f"{width!r}. Example: plain_cnn(depth=4, width=[8, 16, 32, 64])."
+        )
+    return [int(w) for w in widths]
+
+
+def _check(activation: Any, padding: Any) -> None:
+    if activation not in _ACT:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}; received {activation!r}.")
+    if padding not in _PADDINGS:
+        raise ValueError(
+            f"padding must be one of {list(_PADDINGS)}; received {padding!r}. 'valid' shrinks the map by "
+            "2 pixels per 3x3 layer and keeps every output's fan_in complete (no zero border)."
+        )
+
+
+def plain_cnn(depth: int = 10, width: int | Sequence[int] = 16, activation: str = "relu", *,
+              in_channels: int = 1, n_classes: int = 10, padding: str = "same") -> nn.Sequential:
+    """`depth` times [3x3 conv -> activation], then global average pooling and a linear
+    classifier: a plain CNN (no normalization, no skip connections), so every layer's
+    initialization shows in its output.
+
+    Modules are named conv1, act1, ..., conv{depth}, act{depth}, pool, flatten, fc. `width`
+    is the channel count of every conv, or a list with one count per conv. `padding` 'same'
+    keeps the map size; 'valid' shrinks it by 2 per layer (the input must stay >= 3x3).
+    Takes NCHW input and returns logits. The twin `coursekit.keras.deepnet.plain_cnn` has the
+    same layers, names and weight shapes (in Keras' layout).
+    """
+    widths = _widths(depth, width)
+    _check(activation, padding)
+    layers: list[tuple[str, nn.Module]] = []
+    c_in = int(in_channels)
+    for i, c_out in enumerate(widths, start=1):
+        layers.append((f"conv{i}", nn.Conv2d(c_in, c_out, 3, padding=1 if padding == "same" else 0)))
+        layers.append((f"act{i}", _ACT[activation]()))
+        c_in = c_out
+    layers += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(c_in, n_classes))]
+    return nn.Sequential(OrderedDict(layers))
+
+
+def activation_grad_stats(model: nn.Sequential, x: Any, y: Any, loss: str = "cross_entropy",
+                          layers: Sequence[str] | None = None) -> ActivationStats:
+    """Statistics of the gradient of the loss with respect to each layer's OUTPUT for the
+    batch `x`, `y` (what backpropagation carries down the network), in the order the
+    layers run. The twin of `activation_stats` for the backward pass: same `LayerStats`
+    fields, so `plots.plot_activation_histograms` draws gradient histograms too.
+
+    `model` must be a chain of layers (``nn.Sequential``, e.g. `plain_cnn`). By default
+    every layer except pure reshapes is reported; `layers` picks some by name. Runs in
+    ``eval()`` mode; ``param.grad`` is left untouched. The loss is the batch mean.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(
+            f"activation_grad_stats follows a chain of layers, so it needs an nn.Sequential (such as "
+            f"plain_cnn); received a {type(model).__name__}. For other models use gradient_flow, "
+            "which reports the parameters' gradients."
+        )
+    names = [n for n, m in model.named_children() if not isinstance(m, (nn.Flatten, nn.Identity))]
+    if layers is not None:
+        unknown = [n for n in layers if n not in names]
+        if unknown:
+            raise KeyError(f"no layer(s) {unknown} in this model; its layers are {names}.")
+        names = [n for n in names if n in set(layers)]
+    device = _model_device(model)
+    (h,) = _inputs(x, device)
+    h = h.detach().requires_grad_(True)  # so every layer's output is part of the graph
+    kinds, outs = {}, {}
+    with _eval_mode(model):
+        for name, module in model.named_children():
+            h = module(h)
+            if name in names:
+                kinds[name], outs[name] = type(module).__name__, h
+        _, loss_fn = _resolve_loss(loss)
+        value = loss_fn(h, _target(y, h.device))
+        grads = torch.autograd.grad(value, [outs[n] for n in names], allow_unused=True)
+    stats = ActivationStats()
+    for name, g in zip(names, grads):
+        arr = np.zeros(tuple(outs[name].shape), np.float32) if g is None else g.detach().float().cpu().numpy()
+        stats.append(summarize_values(name, kinds[name], arr))
+    return stats
+
+
+def unit_spread(model: nn.Module) -> dict[str, float]:
+    """For each Conv/Linear layer: how different its units (output channels) are, as the
+    largest standard deviation across units of any one weight position (0.0 = every unit
+    holds the same weights, so every unit computes the same output: symmetry is unbroken).
+    Keys are module names as in ``model.named_modules()``."""
+    names = {id(m): n for n, m in model.named_modules()}
+    out = {}
+    for layer in initialized_layers(model):
+        w = layer.weight.detach().double().cpu()  # (out, in, *kernel)
+        out[names[id(layer)]] = float(w.reshape(w.shape[0], -1).std(0, unbiased=False).max())
+    return out
+
+
+def grad_unit_spread(model: nn.Module, x: Any, y: Any, loss: str = "cross_entropy") -> dict[str, float]:
+    """`unit_spread` of the loss GRADIENT with respect to each Conv/Linear weight for the batch
+    `x` (a list for a multi-input model), `y`: 0.0 means every unit of that layer gets the
+    same update, so units that start identical stay identical for ever. Runs in ``eval()``
+    mode through ``torch.autograd.grad``; ``param.grad`` is left untouched."""
+    names = {id(m): n for n, m in model.named_modules()}
+    targets = initialized_layers(model)
+    device = _model_device(model)
+    xs = _inputs(x, device)
+    _, loss_fn = _resolve_loss(loss)
+    with _eval_mode(model):
+        out = model(*xs)
+        value = loss_fn(out, _target(y, out.device))
+        grads = torch.autograd.grad(value, [la.weight for la in targets], allow_unused=True)
+    spread = {}
+    for layer, g in zip(targets, grads):
+        g = torch.zeros_like(layer.weight) if g is None else g
+        g = g.detach().double().cpu()
+        spread[names[id(layer)]] = float(g.reshape(g.shape[0], -1).std(0, unbiased=False).max())
+    return spread
+
+
+def depth_profile(model: nn.Sequential, x: Any, y: Any = None) -> dict[str, Any]:
+    """Per conv layer of a chain such as `plain_cnn`: the std of its output over the batch
+    `x` ('forward') and, with labels `y`, the std of the loss gradient with respect to that
+    output ('backward'). Returns ``{'layers': [names], 'forward': array, 'backward': array
+    or None}``, ordered from input to output."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"depth_profile needs an nn.Sequential such as plain_cnn; received a {type(model).__name__}.")
+    convs = [n for n, m in model.named_children() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("depth_profile found no nn.Conv2d among the model's layers.")
+    forward = np.array([s.std for s in activation_stats(model, x, layers=convs)])
+    backward = None
+    if y is not None:
+        backward = np.array([s.std for s in activation_grad_stats(model, x, y, layers=convs)])
+    return {"layers": convs, "forward": forward, "backward": backward}
