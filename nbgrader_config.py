@@ -19,7 +19,9 @@ c.CourseDirectory.release_directory = "lessons"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_here, "gradebook.db")
+# A class shared by several graders can keep its gradebook in PostgreSQL: set COURSEKIT_DB_URL
+# (e.g. postgresql+psycopg2://user@host/course) for nbgrader and coursekit alike.
+c.CourseDirectory.db_url = os.environ.get("COURSEKIT_DB_URL") or "sqlite:///" + os.path.join(_here, "gradebook.db")
 
 # A torch-only or keras-only class: set this to "pytorch" or "keras" (a glob over notebook
 # names) before generating and grading, or pass --framework to the coursekit commands.
@@ -29,6 +31,23 @@ c.CourseDirectory.notebook_id = os.environ.get("COURSEKIT_NOTEBOOK_ID", "*")
 # a cell that needs more than this is a bug in the lesson or an endless loop in a submission.
 c.ExecutePreprocessor.timeout = 120
 c.Execute.timeout = 120
+
+# Autograde with bounds (coursekit.bounds): a submission that loops past the cell limit and ignores
+# the interrupt, runs past the notebook limit, uses too much memory, kills its kernel or prints
+# megabytes keeps the points it earned before, gets the reason in its feedback, and grading goes
+# on. nbgrader's own list, with Execute swapped for the bounded one.
+c.Autograde.autograde_preprocessors = [
+    "coursekit.bounds.BoundedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.BoundedExecute.notebook_timeout = 900
+c.BoundedExecute.memory_limit_mb = 6144
+c.BoundedExecute.max_output_chars = 200_000
 
 # Students must not see hidden tests in their feedback.
 c.GenerateFeedback.preprocessors = [

@@ -163,22 +163,3 @@ def test_parallel_grading_matches_serial_and_resumes(tmp_path):
     again = coursekit("--root", str(courses["parallel"]), "grade", lesson, "--framework", "torch", "--json", "--jobs", "2")
     assert again.returncode == 0 and "3 already graded" in again.stderr
     assert json.loads(again.stdout) == json.loads(serial.stdout)
-
-
-@pytest.mark.slow
-def test_a_crashing_submission_does_not_cost_others_their_grade(tmp_path):
-    """A kernel killed by its own submission (os._exit) leaves that student ungraded with a clear
-    error and a non-zero exit; the rest of the class is graded as usual."""
-    lesson, name = LESSONS[0], "pytorch.ipynb"
-    course = copy_course(tmp_path / "course")
-    release = course / "lessons" / lesson / name
-    solved = solution_sources(course / "solutions" / lesson / name)
-    first = answer_ids(release)[0]
-    make_submission(release, solved, course / "submitted" / "good" / lesson / name)
-    make_submission(release, {**solved, first: "import os\nos._exit(3)"}, course / "submitted" / "crash" / lesson / name)
-    proc = coursekit("--root", str(course), "grade", lesson, "--framework", "torch", "--json", "--jobs", "2")
-    assert proc.returncode == 1
-    assert "coursekit: error: autograde failed for crash" in proc.stderr
-    rows = {r["student"]: r for r in json.loads(proc.stdout)}
-    assert rows["good"]["score"] == rows["good"]["max_score"] > 0
-    assert rows["crash"]["score"] in (None, 0)

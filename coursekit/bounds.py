@@ -1,0 +1,220 @@
+"""Bounded execution for `nbgrader autograde`: time, memory and output limits per notebook.
+
+nbgrader's own `Execute` stops a cell after `timeout` seconds by interrupting the kernel, but a
+submission that ignores the interrupt, exhausts memory, kills its kernel or prints gigabytes makes
+the whole notebook fail: the student is left ungraded and the command exits 1. `BoundedExecute`
+keeps nbgrader's behaviour for well-behaved notebooks and, when a bound is hit,
+
+- writes the reason as an error output into the cell that hit it (the student sees it in the
+  feedback, and the test cell it lands in fails);
+- marks every later code cell as not run, with the same reason, so their tests score 0;
+- keeps the points of the tests that ran before, and lets grading move on to the next student.
+
+Enable it in `nbgrader_config.py` (this course's config does):
+
+    c.Autograde.autograde_preprocessors = [..."coursekit.bounds.BoundedExecute", ...]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Float, Integer
+
+__all__ = ["BoundedExecute", "LimitReached"]
+
+
+class LimitReached(Exception):
+    """Why a notebook's execution stopped early (the text goes into the notebook)."""
+
+
+class BoundedExecute(Execute):
+    """nbgrader's Execute with a notebook time limit, a kernel memory limit and an output cap."""
+
+    notebook_timeout = Integer(
+        900, help="Seconds for the whole notebook; cells after it are not run (0: no limit)."
+    ).tag(config=True)
+    memory_limit_mb = Integer(
+        6144, help="Resident memory of the kernel and its children, in MiB, before it is killed (0: no limit)."
+    ).tag(config=True)
+    max_output_chars = Integer(
+        200_000, help="Characters of output kept per cell; the rest is dropped with a note (0: no limit)."
+    ).tag(config=True)
+    probe_timeout = Float(
+        10.0, help="Seconds the kernel has to answer after an interrupted cell before it is killed."
+    ).tag(config=True)
+    poll_interval = Float(0.2, help="Seconds between memory checks.").tag(config=True)
+
+    # ------------------------------------------------------------------ per notebook
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped: str | None = None
+        self._started = time.monotonic()
+        self._killed_for_memory = threading.Event()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._cell_chars: dict[int, int] = {}
+        self._truncated: set[int] = set()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._watch_stop.set()
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        self._start_watcher()
+        if self._stopped is None and self.notebook_timeout and self._elapsed() >= self.notebook_timeout:
+            self._stop(f"the notebook used up its {self.notebook_timeout} s time limit")
+        if self._stopped is not None:
+            self._mark_not_run(cell)
+            return cell, resources
+
+        configured = self.timeout
+        if self.notebook_timeout:
+            left = max(1, int(self.notebook_timeout - self._elapsed()) + 1)
+            self.timeout = left if configured is None else min(configured, left)
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            if self._killed_for_memory.is_set():
+                reason = f"the kernel used more than {self.memory_limit_mb} MiB of memory and was stopped"
+            else:
+                reason = "the kernel died while running this cell (a crash, os._exit or running out of memory)"
+            self._stop(reason)
+            cell.outputs.append(self._error(reason))
+            return cell, resources
+        except CellTimeoutError:
+            # nbgrader raises on a late IOPub message; after an ignored interrupt that means a wedged kernel
+            cell.outputs.append(NotebookNode(output_type="error", ename="CellTimeoutError", evalue="",
+                                             traceback=["CellTimeoutError: no reply from the kernel before the timeout"]))
+        finally:
+            self.timeout = configured
+
+        if self._timed_out(cell):
+            if self.notebook_timeout and self._elapsed() >= self.notebook_timeout:
+                self._stop(f"the notebook used up its {self.notebook_timeout} s time limit")
+                self._kill_kernel()
+            elif not self._responsive():
+                self._stop(f"this cell ran past the {configured} s cell time limit and ignored the interrupt")
+                self._kill_kernel()
+            if self._stopped:
+                cell.outputs.append(self._error(self._stopped))
+        return cell, resources
+
+    # ------------------------------------------------------------------ output cap
+    def output(self, outs, msg, display_id, cell_index):
+        if not self.max_output_chars:
+            return super().output(outs, msg, display_id, cell_index)
+        size = _message_chars(msg)
+        used = self._cell_chars.get(cell_index, 0) + size
+        self._cell_chars[cell_index] = used
+        if used <= self.max_output_chars:
+            return super().output(outs, msg, display_id, cell_index)
+        if cell_index not in self._truncated:
+            self._truncated.add(cell_index)
+            note = NotebookNode(output_type="stream", name="stdout",
+                                text=f"\n[coursekit: output beyond {self.max_output_chars} characters was dropped]\n")
+            outs.append(note)
+            return note
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def _stop(self, reason: str) -> None:
+        if self._stopped is None:
+            self._stopped = reason
+            self.log.warning("coursekit: %s; the remaining cells are not run", reason)
+
+    def _error(self, reason: str) -> NotebookNode:
+        return NotebookNode(output_type="error", ename="LimitReached", evalue=reason,
+                            traceback=[f"\x1b[0;31mLimitReached\x1b[0m: {reason}. Cells after this one were not run."])
+
+    def _mark_not_run(self, cell) -> None:
+        cell.outputs = [self._error(f"not run: {self._stopped}")]
+        cell.execution_count = None
+
+    @staticmethod
+    def _timed_out(cell) -> bool:
+        return any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.outputs)
+
+    def _responsive(self) -> bool:
+        """After an interrupted cell: does the kernel answer an empty request in `probe_timeout` s?"""
+        saved = self.timeout
+        self.timeout = max(1, int(self.probe_timeout))
+        try:
+            msg_id = self.kc.execute("", silent=True, store_history=False)
+            reply = self.wait_for_reply(msg_id)
+        except Exception:  # a dead or wedged kernel: either way it cannot run the tests
+            return False
+        finally:
+            self.timeout = saved
+        return bool(reply) and reply.get("content", {}).get("status") == "ok"
+
+    def _kernel_pid(self) -> int | None:
+        provisioner = getattr(self.km, "provisioner", None)
+        return getattr(provisioner, "pid", None)
+
+    def _kill_kernel(self) -> None:
+        pid = self._kernel_pid()
+        if pid:
+            _kill_tree(pid)
+
+    def _start_watcher(self) -> None:
+        if self._watcher is not None or not self.memory_limit_mb:
+            return
+        pid = self._kernel_pid()
+        if not pid:
+            return
+        self._watcher = threading.Thread(target=self._watch_memory, args=(pid,), daemon=True,
+                                         name="coursekit-memory-watch")
+        self._watcher.start()
+
+    def _watch_memory(self, pid: int) -> None:
+        import psutil
+
+        limit = self.memory_limit_mb * 1024 * 1024
+        try:
+            kernel = psutil.Process(pid)
+        except psutil.Error:
+            return
+        while not self._watch_stop.wait(self.poll_interval):
+            try:
+                procs = [kernel, *kernel.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+            except psutil.Error:
+                return  # the kernel is gone; nbclient reports it
+            if rss > limit:
+                self._killed_for_memory.set()
+                _kill_tree(pid)
+                return
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return
+    for p in reversed(procs):
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _message_chars(msg: dict) -> int:
+    content = msg.get("content", {})
+    if "text" in content:
+        return len(content["text"])
+    data = content.get("data") or {}
+    return sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())

@@ -1,0 +1,106 @@
+"""Grading bounds (coursekit.bounds.BoundedExecute): submissions that misbehave keep the points they
+earned before the misbehaviour, get the reason in their notebook and feedback, cost nobody else a
+point, and let `coursekit grade` finish with exit 0.
+
+The course copy tightens the limits (10 s per cell, 3 GiB of memory) so the suite runs in a minute.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from conftest import copy_course
+from nbtools import answer_ids, grade_cell_for, graded_cells, make_submission, solution_sources
+from test_pipeline import LESSONS, coursekit
+
+pytestmark = pytest.mark.slow
+
+LESSON, NAME = LESSONS[0], "pytorch.ipynb"
+LIMITS = """
+c.Execute.timeout = 10
+c.BoundedExecute.probe_timeout = 5
+c.BoundedExecute.memory_limit_mb = 3072
+c.BoundedExecute.max_output_chars = 100_000
+"""
+
+STUBBORN_LOOP = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+MEMORY_BOMB = "blocks = []\nwhile True:\n    blocks.append(bytearray(200 * 2**20))"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course = copy_course(tmp_path_factory.mktemp("bounds") / "course")
+    (course / "nbgrader_config.py").write_text((course / "nbgrader_config.py").read_text() + LIMITS)
+    release = course / "lessons" / LESSON / NAME
+    solved = solution_sources(course / "solutions" / LESSON / NAME)
+    ids = answer_ids(release)
+    first, last = ids[0], ids[-1]
+    submissions = {
+        "good": solved,
+        # a plain endless loop is interrupted at the cell limit; the cells after it run as usual
+        "loop": {**solved, first: "while True:\n    pass"},
+        # a loop that ignores the interrupt: the kernel is stopped, later cells are not run
+        "stubborn": {**solved, last: STUBBORN_LOOP},
+        "exit": {**solved, last: "import os\nos._exit(3)"},
+        "bomb": {**solved, last: MEMORY_BOMB},
+        # a correct answer that also prints 50 MB: full marks, the output is cut
+        "chatty": {**solved, first: solved[first] + "\nprint('x' * 50_000_000)"},
+    }
+    for student, answers in submissions.items():
+        make_submission(release, answers, course / "submitted" / student / LESSON / NAME)
+    proc = coursekit("--root", str(course), "grade", LESSON, "--framework", "torch", "--json", "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["student"]: r for r in json.loads(proc.stdout)}
+    return course, rows, graded_cells(release), ids
+
+
+def scores(row) -> dict[str, float]:
+    return {gid: v[0] for gid, v in row["grades"].items() if v[1]}
+
+
+def autograded_text(course, student) -> str:
+    nb = nbformat.read(course / "autograded" / student / LESSON / NAME, as_version=4)
+    return json.dumps([c.get("outputs", []) for c in nb.cells])
+
+
+def test_well_behaved_submission_is_untouched_by_the_bounds(graded):
+    course, rows, points, _ = graded
+    assert scores(rows["good"]) == points
+
+
+def test_interruptible_loop_loses_only_its_exercise(graded):
+    course, rows, points, ids = graded
+    lost = grade_cell_for(ids[0])
+    assert scores(rows["loop"]) == {g: (0.0 if g == lost else p) for g, p in points.items()}
+    assert "CellTimeoutError" in autograded_text(course, "loop")
+
+
+@pytest.mark.parametrize("student,reason", [
+    ("stubborn", "ignored the interrupt"),
+    ("exit", "the kernel died"),
+    ("bomb", "MiB of memory"),
+])
+def test_a_stopped_kernel_keeps_earlier_points_and_says_why(graded, student, reason):
+    course, rows, points, ids = graded
+    lost = grade_cell_for(ids[-1])
+    assert scores(rows[student]) == {g: (0.0 if g == lost else p) for g, p in points.items()}, student
+    text = autograded_text(course, student)
+    assert reason in text and "not run" in text, f"{student}: reason missing from the autograded notebook"
+
+
+def test_huge_output_is_cut_and_costs_nothing(graded):
+    course, rows, points, _ = graded
+    assert scores(rows["chatty"]) == points
+    path = course / "autograded" / "chatty" / LESSON / NAME
+    assert path.stat().st_size < 2_000_000, f"autograded notebook is {path.stat().st_size} bytes"
+    assert "output beyond 100000 characters was dropped" in autograded_text(course, "chatty")
+
+
+def test_feedback_tells_the_student_why(graded):
+    course, _, _, _ = graded
+    proc = coursekit("--root", str(course), "feedback", LESSON, "--student", "bomb")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    html = (course / "feedback" / "bomb" / LESSON / "pytorch.html").read_text()
+    assert "LimitReached" in html and "MiB of memory" in html
