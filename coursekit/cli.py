@@ -4,6 +4,8 @@
     coursekit doctor                versions, device, nbgrader extensions, lessons in sync
     coursekit build [LESSON ...]    regenerate lessons/ from solutions/ through nbgrader
     coursekit grade LESSON          autograde submitted/<student>/LESSON and print a score table
+    coursekit feedback LESSON       HTML feedback for graded students (hidden tests removed)
+    coursekit export [--to F]       CSV of scores per student, notebook and exercise
 
 Every expected failure prints one line starting with 'coursekit: error:' and exits non-zero.
 """
@@ -23,9 +25,11 @@ from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
     CourseError,
+    _nbgrader_error,
     build,
     check_framework,
     find_course,
+    nbgrader,
 )
 
 
@@ -162,8 +166,7 @@ def score_table(course: Course, lesson: str, students: list[str]) -> list[dict]:
     from nbgrader.api import Gradebook, MissingEntry
 
     rows = []
-    db_url = f"sqlite:///{course.root / 'gradebook.db'}"
-    with Gradebook(db_url) as gb:
+    with Gradebook(course.db_url) as gb:
         for student in students:
             try:
                 sub = gb.find_submission(lesson, student)
@@ -223,6 +226,52 @@ def cmd_grade(args) -> int:
     return 1 if failed else 0
 
 
+def _graded_students(course: Course, lesson: str) -> list[str]:
+    done = sorted(already_graded(course, lesson)) if course.has_gradebook() else []
+    if not done:
+        raise CourseError(f"nobody has been graded on {lesson} yet: run `coursekit grade {lesson}` first")
+    return done
+
+
+def cmd_feedback(args) -> int:
+    course = _course(args)
+    lesson = course.lesson(args.lesson)
+    graded = _graded_students(course, lesson)
+    students = args.student or graded
+    missing = [s for s in students if s not in graded]
+    if missing:
+        raise CourseError(f"no graded submission of {lesson} for student(s) {', '.join(missing)}; "
+                          f"graded: {', '.join(graded)}")
+    made = []
+    for student in students:
+        # nbgrader's own feedback; nbgrader_config.py adds ClearHiddenTests so hidden tests stay hidden.
+        proc = nbgrader(course, "generate_feedback", lesson, f"--student={student}", "--force")
+        if proc.returncode != 0:
+            raise CourseError(f"feedback for {student} failed: {_nbgrader_error(proc)}")
+        made += sorted((course.root / "feedback" / student / lesson).glob("*.html"))
+    for path in made:
+        print(path.relative_to(course.root))
+    return 0
+
+
+def cmd_export(args) -> int:
+    course = _course(args)
+    if not course.has_gradebook():
+        raise CourseError(f"no gradebook at {course.db_url}: grade a lesson first")
+    lessons = [course.lesson(name) for name in args.lesson or []]
+    to = os.path.abspath(args.to)
+    if os.path.isdir(to):
+        raise CourseError(f"--to must be a file path; {to} is a directory")
+    extra = [f"--ExportPlugin.assignment={name}" for name in lessons]
+    proc = nbgrader(course, "export", "--exporter=coursekit.export.ExerciseCsvExport", f"--to={to}", *extra)
+    if proc.returncode != 0 or not os.path.isfile(to):
+        raise CourseError(f"export failed: {_nbgrader_error(proc)}")
+    with open(to) as fh:
+        n = sum(1 for _ in fh) - 1
+    print(f"wrote {n} exercise scores to {to}")
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coursekit", description="Instructor tools for the feature-fusion course.")
@@ -253,6 +302,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help="grade this many submissions at once (each in its own nbgrader run; default 1)")
     g.add_argument("--force", action="store_true", help="grade again students already in the gradebook")
     g.set_defaults(func=cmd_grade)
+
+    f = sub.add_parser("feedback", help="HTML feedback (hidden tests removed) for graded students")
+    f.add_argument("lesson")
+    f.add_argument("--student", action="append", help="only this student (repeatable)")
+    f.set_defaults(func=cmd_feedback)
+
+    e = sub.add_parser("export", help="CSV of scores per student, notebook and exercise")
+    e.add_argument("--lesson", action="append", help="only this lesson (repeatable; default: all graded)")
+    e.add_argument("--to", default="grades.csv", help="CSV file to write (default: grades.csv)")
+    e.set_defaults(func=cmd_export)
     return p
 
 

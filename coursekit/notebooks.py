@@ -19,6 +19,8 @@ from pathlib import Path
 FRAMEWORK_NOTEBOOKS = {"torch": "pytorch", "keras": "keras"}
 LESSON_RE = re.compile(r"^\d\d-[a-z0-9-]+$")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+# A shared gradebook (PostgreSQL) instead of the course's gradebook.db; nbgrader_config.py reads it too.
+DB_ENV_VAR = "COURSEKIT_DB_URL"
 
 
 class CourseError(Exception):
@@ -38,6 +40,28 @@ class Course:
     @property
     def lessons_dir(self) -> Path:
         return self.root / "lessons"
+
+    @property
+    def db_url(self) -> str:
+        """The gradebook: `COURSEKIT_DB_URL` if set (e.g. postgresql://...), else sqlite gradebook.db."""
+        return os.environ.get(DB_ENV_VAR) or f"sqlite:///{self.root / 'gradebook.db'}"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite:")
+
+    def has_gradebook(self) -> bool:
+        """Whether the gradebook exists (a file for SQLite; a reachable nbgrader schema otherwise)."""
+        if self.uses_sqlite:
+            return Path(self.db_url.removeprefix("sqlite:///")).is_file()
+        import sqlalchemy
+
+        try:
+            engine = sqlalchemy.create_engine(self.db_url)
+            with engine.connect():
+                return sqlalchemy.inspect(engine).has_table("assignment")
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            raise CourseError(f"cannot reach the gradebook {self.db_url}: {str(err).splitlines()[0]}") from None
 
     def lessons(self) -> list[str]:
         """Lesson folder names in solutions/, sorted."""

@@ -1,0 +1,100 @@
+"""`coursekit feedback` and `coursekit export` on top of a real `coursekit grade` run.
+
+Feedback is nbgrader's generate_feedback with ClearHiddenTests: the student sees the visible tests
+and their own errors, never the hidden tests. Export is nbgrader's export with coursekit's plugin:
+one row per student, notebook and exercise, matching the gradebook.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import nbformat
+import pytest
+from conftest import copy_course
+from nbtools import graded_cells, make_submission, solution_sources
+from test_pipeline import LESSONS, coursekit
+
+LESSON, NAME = LESSONS[0], "pytorch.ipynb"
+
+
+def hidden_test_lines(source_nb) -> list[str]:
+    """Distinctive lines that only appear inside BEGIN/END HIDDEN TESTS blocks."""
+    lines = []
+    for cell in nbformat.read(source_nb, as_version=4).cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 25:
+                lines.append(line.strip())
+    return lines
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course = copy_course(tmp_path_factory.mktemp("fb") / "course")
+    release = course / "lessons" / LESSON / NAME
+    make_submission(release, solution_sources(course / "solutions" / LESSON / NAME), course / "submitted" / "ann" / LESSON / NAME)
+    make_submission(release, {}, course / "submitted" / "bo" / LESSON / NAME)
+    proc = coursekit("--root", str(course), "grade", LESSON, "--framework", "torch", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return course, {r["student"]: r for r in json.loads(proc.stdout)}
+
+
+@pytest.mark.slow
+def test_feedback_shows_scores_and_hides_hidden_tests(graded):
+    course, _ = graded
+    proc = coursekit("--root", str(course), "feedback", LESSON)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    hidden = hidden_test_lines(course / "solutions" / LESSON / NAME)
+    assert hidden, "lesson 01 has hidden tests to check against"
+    for student in ("ann", "bo"):
+        html_path = course / "feedback" / student / LESSON / "pytorch.html"
+        assert f"feedback/{student}/{LESSON}/pytorch.html" in proc.stdout
+        html = html_path.read_text()
+        leaked = [ln for ln in hidden if ln in html]
+        assert not leaked, f"{student}'s feedback shows hidden tests: {leaked[:3]}"
+    assert "NotImplementedError" in (course / "feedback" / "bo" / LESSON / "pytorch.html").read_text()
+
+
+@pytest.mark.slow
+def test_export_writes_one_row_per_exercise_matching_the_gradebook(graded, tmp_path):
+    course, rows = graded
+    out = tmp_path / "scores.csv"
+    proc = coursekit("--root", str(course), "export", "--to", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    points = graded_cells(course / "lessons" / LESSON / NAME)
+    with open(out, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert f"wrote {len(table)} exercise scores" in proc.stdout
+    assert {(r["student_id"], r["exercise"]) for r in table} == {(s, g) for s in ("ann", "bo") for g in points}
+    for r in table:
+        assert r["assignment"] == LESSON and r["notebook"] == "pytorch"
+        assert float(r["max_score"]) == points[r["exercise"]]
+        expected = points[r["exercise"]] if r["student_id"] == "ann" else 0.0
+        assert float(r["score"]) == expected, r
+        assert float(r["notebook_score"]) == rows[r["student_id"]]["score"]
+
+
+@pytest.mark.slow
+def test_feedback_and_export_refuse_bad_input_with_one_line(graded, tmp_path):
+    course, _ = graded
+    cases = [
+        (("feedback", "99-nope"), "99-nope"),
+        (("feedback", LESSON, "--student", "zed"), "zed"),
+        (("export", "--to", str(tmp_path)), "is a directory"),
+        (("export", "--lesson", "99-nope"), "99-nope"),
+    ]
+    for args, needle in cases:
+        proc = coursekit("--root", str(course), *args)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("coursekit: error:"), (args, proc.stderr)
+        assert needle in lines[0], (args, lines)
+    fresh = copy_course(tmp_path / "fresh")
+    for args in (("feedback", LESSON), ("export",)):
+        proc = coursekit("--root", str(fresh), *args)
+        assert proc.returncode == 2 and "grade" in proc.stderr, (args, proc.stderr)
