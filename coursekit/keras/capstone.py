@@ -21,14 +21,26 @@ This module must never import PyTorch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
-import numpy as np
 
-from ..data import TwoBranchData, make_two_branch
-from ..diagnostics_report import CollapseReport, format_table
-from ..history import History
+from ..capstone import (  # noqa: F401  (re-exported: the lesson uses them through this module)
+    BROKEN_INIT_STD,
+    BROKEN_LR,
+    FIXED_LR,
+    FIXES,
+    OPTIMIZER,
+    RAW_SCALE,
+    RAW_SHIFT,
+    CapstoneRun,
+    RunList,
+    _check_fixes,
+    _make_run,
+    _standardize,
+)
+from ..capstone import capstone_data as _capstone_data
+from ..data import TwoBranchData
 from ..seeding import seed_everything
 from . import _tf
 from .device import run_size
@@ -61,104 +73,9 @@ __all__ = [
 ]
 
 
-RAW_SCALE = 1000.0  # branch B's std relative to branch A's, as it arrives
-RAW_SHIFT = 500.0  # and its offset
-BROKEN_INIT_STD = 1e-3  # "small random weights"
-BROKEN_LR = 1.0  # SGD with momentum 0.9
-FIXED_LR = 0.1  # inside the band the LR range test on the fixed network points to (lesson 08)
-OPTIMIZER = "sgd"
-FIXES = ("input", "fusion", "init", "lr")
-
-# The run records and the reference input fix below are framework-neutral; the twin module
-# holds the same code (a neutral coursekit.capstone module would be their natural home).
-
-
-@dataclass
-class CapstoneRun:
-    """One training run: its `history`, final `test_accuracy`, the `collapse` report of the trained
-    model on the test inputs, the share of test samples given the most frequent class, and the model.
-    `diverged` when the outputs are not finite (NaN logits: argmax calls everything class 0)."""
-
-    label: str
-    history: History
-    test_accuracy: float
-    collapse: CollapseReport
-    majority_share: float
-    model: Any = field(repr=False, default=None)
-    options: dict = field(default_factory=dict)
-    diverged: bool = False
-
-    @property
-    def collapsed(self) -> bool:
-        return bool(self.collapse)
-
-    @property
-    def verdict(self) -> str:
-        """'diverged (NaN)', 'constant output', 'one class' (see `CollapseReport`) or 'learns'."""
-        if self.diverged:
-            return "diverged (NaN)"
-        if self.collapse.constant:
-            return "constant output"
-        if self.collapse.single_class:
-            return "one class"
-        return "learns"
-
-    def __str__(self) -> str:
-        return (f"{self.label}: test accuracy {self.test_accuracy:.1%}, {self.verdict} "
-                f"(the most frequent class gets {self.majority_share:.0%} of the predictions)")
-
-
-class RunList(list):
-    """A list of `CapstoneRun` that prints as one table (also in Jupyter)."""
-
-    def __str__(self) -> str:
-        rows = [(r.label, _fmt_loss(r.history.last("loss")), f"{r.test_accuracy:.1%}", r.verdict,
-                 f"{r.majority_share:.0%}") for r in self]
-        return format_table(("run", "final train loss", "test acc", "verdict", "top class"), rows)
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))
-
-    def by_label(self) -> dict[str, CapstoneRun]:
-        return {r.label: r for r in self}
-
-
-def _fmt_loss(v: float) -> str:
-    return "nan" if not np.isfinite(v) else f"{v:.3g}"
-
-
-def _make_run(label: str, history: History, logits: np.ndarray, y: np.ndarray, collapse: CollapseReport,
-              model: Any, options: dict) -> CapstoneRun:
-    finite = bool(np.isfinite(logits).all())
-    preds = logits.argmax(1) if finite else np.zeros(len(y), np.int64)
-    acc = float((preds == y).mean())
-    share = float(np.bincount(preds, minlength=logits.shape[1]).max() / len(preds))
-    return CapstoneRun(label, history, acc, collapse, share, model, options, diverged=not finite)
-
-
-def _check_fixes(fixes: Sequence[str]) -> tuple[str, ...]:
-    fixes = (fixes,) if isinstance(fixes, str) else tuple(fixes)
-    bad = [f for f in fixes if f not in FIXES]
-    if bad:
-        raise ValueError(f"unknown fixes {bad}; choose from {FIXES}, e.g. fixes=('input', 'lr').")
-    return fixes
-
-
-def _standardize(train: TwoBranchData, test: TwoBranchData) -> tuple[TwoBranchData, TwoBranchData]:
-    """Reference input fix: each branch minus its training mean, over its training std."""
-    (ma, sa), (mb, sb) = [(float(x.mean()), float(x.std())) for x in train.inputs]
-
-    def apply(d: TwoBranchData) -> TwoBranchData:
-        return replace(d, x_a=((d.x_a - ma) / sa).astype(np.float32), x_b=((d.x_b - mb) / sb).astype(np.float32))
-
-    return apply(train), apply(test)
-
-
 def capstone_data(n: int = 1024, seed: int = 0) -> tuple[TwoBranchData, TwoBranchData]:
-    """The capstone's raw data, NHWC: `coursekit.data.make_two_branch` with 4 classes and branch
-    B at ``RAW_SCALE`` times A's std, shifted by ``RAW_SHIFT``; split 75/25 (train, test)."""
-    data = make_two_branch(n=n, scale=RAW_SCALE, shift=RAW_SHIFT, n_classes=4, layout="NHWC", seed=seed)
-    return data.split(0.25, seed=0)
+    """The capstone's raw data, NHWC: see `coursekit.capstone.capstone_data`."""
+    return _capstone_data("NHWC", n=n, seed=seed)
 
 
 class GatedConcat(layers.Layer):
