@@ -213,8 +213,12 @@ def _kill_tree(pid: int) -> None:
 
 
 def _message_chars(msg: dict) -> int:
+    """Characters of text a message adds; a rich output (a figure) counts as 1000, so a cell may
+    show 200 figures under the default cap but not flood the notebook with them."""
     content = msg.get("content", {})
     if "text" in content:
         return len(content["text"])
     data = content.get("data") or {}
+    if any(not k.startswith("text/") for k in data):
+        return 1000
     return sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())

@@ -202,6 +202,17 @@ def cmd_grade(args) -> int:
     register_assignment(course, lesson, framework)
     todo = students if args.force else [s for s in students if s not in already_graded(course, lesson)]
     skipped = len(students) - len(todo)
+    # nbgrader fails a submission without the expected notebook with a cryptic "Did you mean";
+    # say what is missing and what was found instead, and grade the others.
+    wanted = ({f"{FRAMEWORK_NOTEBOOKS[framework]}.ipynb"} if framework
+              else {p.name for p in course.notebooks(lesson)})
+    misnamed = {}
+    for student in todo:
+        found = sorted(p.name for p in (submitted / student / lesson).glob("*.ipynb"))
+        if not wanted & set(found):
+            misnamed[student] = (f"no {' or '.join(sorted(wanted))} in submitted/{student}/{lesson}/ "
+                                 f"(found: {', '.join(found) or 'no notebook'}); rename it and grade again")
+    todo = [s for s in todo if s not in misnamed]
     if skipped:
         print(f"{skipped} already graded (use --force to grade them again)",
               file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -210,7 +221,7 @@ def cmd_grade(args) -> int:
             outcomes = grade_serial(course, lesson, todo, framework, bar)
         else:
             outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
-    failed = [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
+    failed = [f"{s}: {why}" for s, why in misnamed.items()] + [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -104,3 +104,26 @@ def test_feedback_tells_the_student_why(graded):
     assert proc.returncode == 0, proc.stderr[-2000:]
     html = (course / "feedback" / "bomb" / LESSON / "pytorch.html").read_text()
     assert "LimitReached" in html and "MiB of memory" in html
+
+
+def test_corrupt_or_misnamed_submissions_cost_nobody_else(tmp_path):
+    """A notebook that is not JSON, or one under the wrong file name, cannot be graded: one clear
+    error line each and exit 1; the good submission beside them is graded as usual."""
+    course = copy_course(tmp_path / "course")
+    release = course / "lessons" / LESSON / NAME
+    solved = solution_sources(course / "solutions" / LESSON / NAME)
+    make_submission(release, solved, course / "submitted" / "good" / LESSON / NAME)
+    broken = course / "submitted" / "broken" / LESSON / NAME
+    make_submission(release, solved, broken)
+    broken.write_text(broken.read_text()[: len(broken.read_text()) // 2])  # truncated mid-file
+    make_submission(release, solved, course / "submitted" / "misnamed" / LESSON / "my_pytorch.ipynb")
+    proc = coursekit("--root", str(course), "grade", LESSON, "--framework", "torch", "--json", "--jobs", "2")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = sorted(ln for ln in proc.stderr.splitlines() if ln.startswith("coursekit: error:"))
+    assert len(errors) == 2, proc.stderr[-2000:]
+    assert "broken" in errors[0] and "JSON" in errors[0], errors
+    assert "misnamed: no pytorch.ipynb" in errors[1] and "found: my_pytorch.ipynb" in errors[1], errors
+    rows = {r["student"]: r for r in json.loads(proc.stdout)}
+    assert rows["good"]["score"] == rows["good"]["max_score"] > 0
+    assert rows["misnamed"]["score"] in (None, 0)
+    assert rows["broken"]["score"] in (None, 0)

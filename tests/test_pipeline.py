@@ -2,7 +2,10 @@
 
 For every lesson and framework, `coursekit grade` (which drives `nbgrader autograde`) must give
 the solution full marks, the untouched student notebook 0, and a submission with one planted
-wrong answer exactly the full marks minus that exercise's points.
+wrong answer exactly the full marks minus that exercise's points (wrong answers are planted in
+alternate exercises of two submissions, so each one's neighbours are checked unharmed). The solved notebook, as autograde
+executed it, must also run cleanly (no error, nothing on stderr, the device line, a figure); that
+replaces a separate execution of every instructor notebook.
 """
 
 from __future__ import annotations
@@ -78,9 +81,16 @@ def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path):
     assert set(planted) == set(answer_ids(release)), "plant one wrong answer for every exercise"
     points = graded_cells(release)
 
+    # Planted wrong answers go in two submissions, alternate exercises in each (1, 3, 5 | 2, 4):
+    # every wrong answer must zero its own test cell and leave the neighbours it could break (the
+    # exercises right before and after it, correct in that submission) at full marks. Half the
+    # autograde runs of one submission per exercise, with the same coverage of adjacent exercises.
+    order = answer_ids(release)
+    groups = {"wrong-odd": order[0::2], "wrong-even": order[1::2]}
     submissions = {"solution": solved, "untouched": {}}
-    for gid, wrong in planted.items():
-        submissions[f"wrong-{gid}"] = {**solved, gid: wrong}
+    for student, gids in groups.items():
+        if gids:
+            submissions[student] = {**solved, **{gid: planted[gid] for gid in gids}}
     for student, answers in submissions.items():
         make_submission(release, answers, course / "submitted" / student / lesson / name)
 
@@ -100,10 +110,28 @@ def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path):
         elif student == "untouched":
             expected = {gid: 0.0 for gid in points}
         else:
-            lost = grade_cell_for(student.removeprefix("wrong-"))
-            expected = {gid: (0.0 if gid == lost else p) for gid, p in points.items()}
+            lost = {grade_cell_for(gid) for gid in groups[student]}
+            expected = {gid: (0.0 if gid in lost else p) for gid, p in points.items()}
         got = {gid: score for gid, (score, _) in grades.items()}
         assert got == expected, f"{lesson}/{framework} {student}: scores {got}, expected {expected}"
+    check_runs_cleanly(course / "autograded" / "solution" / lesson / name)
+
+
+def check_runs_cleanly(executed_nb) -> None:
+    """The solved notebook, as autograde executed it: no error, nothing on stderr (nbgrader fails a
+    test cell that writes there, so a framework warning would cost students points), coursekit's
+    one device line first, and at least one figure."""
+    nb = nbformat.read(executed_nb, as_version=4)
+    outputs = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code" for o in c.outputs]
+    errors = [(i, o.get("ename"), o.get("evalue", "")[:200]) for i, o in outputs if o.get("output_type") == "error"]
+    assert not errors, f"{executed_nb}: cells raised {errors}"
+    stderr = [(i, o["text"][:300]) for i, o in outputs if o.get("name") == "stderr"]
+    assert not stderr, f"{executed_nb}: cells wrote to stderr: {stderr}"
+    first = next(o for _, o in outputs if o.get("output_type") == "stream")
+    assert first["text"].startswith("coursekit: "), first["text"]
+    assert " on CPU" in first["text"] or " on CUDA" in first["text"] or " on GPU" in first["text"]
+    images = sum(1 for _, o in outputs if "image/png" in o.get("data", {}))
+    assert images >= 1, f"{executed_nb}: each lesson shows at least one figure"
 
 
 @pytest.mark.parametrize("notebook", ["pytorch", "keras"])
