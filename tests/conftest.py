@@ -44,8 +44,9 @@ def copy_course(dest: Path) -> Path:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Longest tests first: xdist hands tests out in order, and minutes-long autograde runs left for
-    the end keep one worker busy while the other idles (measured: the last ~5 min of CI)."""
+    """Longest tests first, so the minutes-long autograde runs start early. With xdist's default
+    `--dist load` a worker that finished its share sat idle for ~20 min while the other worked through
+    its queue; pyproject's addopts therefore use `--dist worksteal`, and this order keeps the tail short."""
     def rank(item) -> int:
         if item.originalname == "test_autograde_solution_untouched_and_planted":
             return 0
