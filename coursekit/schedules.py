@@ -290,12 +290,13 @@ class _NoBar:
 
 
 def progress_bar(enabled: bool, total: int, desc: str = "LR range test"):
-    """A tqdm.auto bar (a notebook widget in Jupyter) when `enabled`, else a silent stand-in."""
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
+    """A tqdm.auto bar (a notebook widget in Jupyter, text on stdout elsewhere, never stderr) when
+    `enabled` and nbgrader is not executing the notebook, else a silent stand-in."""
+    from .progress import bar, enabled as shown
 
-    return tqdm(total=total, desc=desc, leave=False)
+    if not shown(enabled):
+        return _NoBar()
+    return bar(total, desc, "step", leave=False)
 
 
 def range_test_lrs(start_lr: float, end_lr: float, num_steps: int) -> list[float]:

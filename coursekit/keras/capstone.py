@@ -174,11 +174,12 @@ def _n(n: int | None) -> int:
 
 def train_and_report(model, train: TwoBranchData, test: TwoBranchData, *, lr: float,
                      optimizer: str = OPTIMIZER, epochs: int | None = None, batch_size: int = 64,
-                     seed: int = 0, label: str = "run") -> CapstoneRun:
+                     seed: int = 0, label: str = "run", progress: bool = False) -> CapstoneRun:
     """Train `model` on `train` with coursekit's `fit` (`optimizer`, `lr`; epochs from `run_size`
-    unless given), then report test accuracy and `is_collapsed` on the test inputs."""
+    unless given), then report test accuracy and `is_collapsed` on the test inputs. `progress`
+    shows fit's bar over the epochs."""
     history = fit(model, (train.inputs, train.y), (test.inputs, test.y), epochs=_epochs(epochs),
-                  optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, progress=False)
+                  optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
     return _make_run(label, history, predict(model, test.inputs), test.y, is_collapsed(model, test.inputs),
                      model, dict(lr=lr, optimizer=optimizer))
 
@@ -221,12 +222,12 @@ def broken_setup(n: int | None = None, seed: int = 0) -> Pipeline:
 
 def run_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = None, epochs: int | None = None,
                  lr: float | None = None, init: str | dict | Any = None, optimizer: str = OPTIMIZER,
-                 label: str | None = None) -> CapstoneRun:
+                 label: str | None = None, progress: bool = False) -> CapstoneRun:
     """`build_pipeline(fixes, ...)` and train it with `train_and_report`; the label defaults to the
-    fixes applied ('broken' for none)."""
+    fixes applied ('broken' for none). `progress` shows fit's bar over the epochs."""
     p = build_pipeline(fixes, seed=seed, n=n, lr=lr, init=init, optimizer=optimizer)
     label = label or ("fixed: " + ", ".join(p.fixes) if p.fixes else "broken")
     run = train_and_report(p.model, p.train, p.test, lr=p.lr, optimizer=optimizer, epochs=epochs, seed=seed,
-                           label=label)
+                           label=label, progress=progress)
     run.options.update(fixes=p.fixes, seed=seed)
     return run

@@ -53,13 +53,15 @@ def run_scheduled(
     batch_size: int = 64,
     seed: int = 0,
     label: str | None = None,
+    progress: bool = False,
     **schedule_options: Any,
 ) -> FusionRun:
     """`run_two_branch(data, optimizer=..., lr=base_lr, ...)` with the LR following schedule
     `schedule` (see `coursekit.schedules`) over all ``epochs * steps_per_epoch`` steps.
 
     `schedule_options` go to `make_schedule` (warmup_steps, step_size, gamma, max_lr,
-    final_lr). With 'constant' the run is the same as `run_two_branch`'s.
+    final_lr). With 'constant' the run is the same as `run_two_branch`'s. `progress` shows
+    fit's bar over the epochs.
     """
     total = int(epochs) * steps_per_epoch(data, batch_size)
     sched = make_schedule(schedule, base_lr=base_lr, total_steps=total, **schedule_options)
@@ -70,7 +72,7 @@ def run_scheduled(
     )
     run = run_two_branch_with(api, "NCHW", data, label=label or f"{schedule} {base_lr:g}",
                               optimizer=optimizer, lr=base_lr, epochs=epochs, batch_size=batch_size,
-                              seed=seed, report=False)
+                              seed=seed, report=False, progress=progress)
     run.options["schedule"] = schedule
     return run
 

@@ -20,6 +20,7 @@ from torch import nn
 from ..history import History
 from .device import get_device
 
+from ..progress import runs_bar
 from ..training import LOSSES, OPTIMIZERS
 from ..training import check_metrics as _check_metrics
 from ..training import describe as _describe
@@ -27,7 +28,7 @@ from ..training import positive_int as _positive_int
 from ..training import progress as _progress
 from ..training import short as _short
 
-__all__ = ["LOSSES", "OPTIMIZERS", "evaluate", "fit", "predict"]
+__all__ = ["LOSSES", "OPTIMIZERS", "evaluate", "fit", "predict", "runs_bar"]
 
 
 # Arrays up to this size are copied to the device once per fit instead of once per batch.
