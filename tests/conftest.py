@@ -29,6 +29,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.update(thread_env(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "2"))))
 
 
+def pytest_addoption(parser, pluginmanager):
+    # pyproject's addopts pass `--dist worksteal`, an xdist option: accept (and ignore) it when xdist
+    # is switched off (`-p no:xdist`), or such a run stops at "unrecognized arguments: --dist".
+    if not pluginmanager.has_plugin("xdist"):
+        parser.addoption("--dist", default="no", help="ignored: pytest-xdist is disabled (-p no:xdist)")
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
