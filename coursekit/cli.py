@@ -6,6 +6,8 @@
     coursekit grade LESSON          autograde submitted/<student>/LESSON and print a score table
     coursekit feedback LESSON       HTML feedback for graded students (hidden tests removed)
     coursekit export [--to F]       CSV of scores per student, notebook and exercise
+    coursekit site [--out DIR]      static course site: lessons with the outputs of an executed run
+    coursekit audit NOTEBOOK ...    check a notebook against the grading rules before handing it in
 
 Every expected failure prints one line starting with 'coursekit: error:' and exits non-zero.
 """
@@ -283,6 +285,47 @@ def cmd_export(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- site
+def cmd_site(args) -> int:
+    from pathlib import Path
+
+    from .site import build_site
+
+    course = _course(args)
+    out = Path(args.out) if args.out else course.root / "_build" / "site"
+    build_site(course, out, jobs=args.jobs, force=args.force, log=lambda m: print(m, flush=True))
+    return 0
+
+
+# ---------------------------------------------------------------- audit
+def cmd_audit(args) -> int:
+    """Cells the grader would refuse to run (coursekit.integrity), for students and instructors."""
+    from pathlib import Path
+
+    from .integrity import audit_notebook
+    from .notebooks import read_notebook
+
+    course = _course(args)
+    flagged = 0
+    for name in args.notebooks:
+        path = Path(name).resolve()
+        if not path.is_file():
+            raise CourseError(f"no notebook at {name}")
+        lesson = args.lesson or path.parent.name
+        release = course.lessons_dir / lesson / path.name
+        if not release.is_file():
+            raise CourseError(f"{path.name} of lesson {lesson!r} is not in {course.lessons_dir}: "
+                              "pass --lesson, and keep the notebook's file name (pytorch.ipynb or keras.ipynb)")
+        findings = audit_notebook(read_notebook(path), read_notebook(release))
+        for index, cell_findings in sorted(findings.items()):
+            flagged += 1
+            for finding in cell_findings:
+                print(f"{name}: cell {index + 1}, {finding}")
+        if not findings:
+            print(f"{name}: ok (every cell follows the grading rules)")
+    return 1 if flagged else 0
+
+
 # ---------------------------------------------------------------- main
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coursekit", description="Instructor tools for the feature-fusion course.")
@@ -323,6 +366,18 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--lesson", action="append", help="only this lesson (repeatable; default: all graded)")
     e.add_argument("--to", default="grades.csv", help="CSV file to write (default: grades.csv)")
     e.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("site", help="static course site (Sphinx + MyST-NB) with outputs of an executed run")
+    s.add_argument("--out", default=None, help="output folder (default: _build/site); the site is OUT/html/")
+    s.add_argument("--jobs", "-j", type=int, default=2,
+                   help="execute this many notebooks at once, each with its share of the cores (default 2)")
+    s.add_argument("--force", action="store_true", help="execute every notebook again, even if up to date")
+    s.set_defaults(func=cmd_site)
+
+    a = sub.add_parser("audit", help="list cells that the grader would not run (tampering with grading)")
+    a.add_argument("notebooks", nargs="+", help="notebook files (e.g. submitted/ann/01-shape-alignment/pytorch.ipynb)")
+    a.add_argument("--lesson", default=None, help="the lesson (default: the notebook's folder name)")
+    a.set_defaults(func=cmd_audit)
     return p
 
 
