@@ -32,10 +32,23 @@ c.CourseDirectory.notebook_id = os.environ.get("COURSEKIT_NOTEBOOK_ID", "*")
 c.ExecutePreprocessor.timeout = 120
 c.Execute.timeout = 120
 
+# Before grading, put back what a student deleted or edited: nbgrader restores the source of
+# locked cells (the tests), coursekit.restore.RestoreCells also re-adds deleted answer and test
+# cells in the instructor's order (nbgrader's own add_missing_cells crashes when both are gone).
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "coursekit.restore.CleanMetadata",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "coursekit.restore.RestoreCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # Autograde with bounds (coursekit.bounds): a submission that loops past the cell limit and ignores
 # the interrupt, runs past the notebook limit, uses too much memory, kills its kernel or prints
 # megabytes keeps the points it earned before, gets the reason in its feedback, and grading goes
-# on. nbgrader's own list, with Execute swapped for the bounded one.
+# on. It also refuses to run cells that tamper with grading (coursekit.integrity). nbgrader's own
+# list, with Execute swapped for the bounded one.
 c.Autograde.autograde_preprocessors = [
     "coursekit.bounds.BoundedExecute",
     "nbgrader.preprocessors.IgnorePattern",

@@ -10,6 +10,10 @@ keeps nbgrader's behaviour for well-behaved notebooks and, when a bound is hit,
 - marks every later code cell as not run, with the same reason, so their tests score 0;
 - keeps the points of the tests that ran before, and lets grading move on to the next student.
 
+Before anything runs it also reads every cell the student could have written
+(`coursekit.integrity`): a cell that would tamper with the grader, the tests or the libraries
+they use is not executed, and its output names the line and the rule (`TamperingBlocked`).
+
 Enable it in `nbgrader_config.py` (this course's config does):
 
     c.Autograde.autograde_preprocessors = [..."coursekit.bounds.BoundedExecute", ...]
@@ -25,7 +29,7 @@ import time
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer
 
 __all__ = ["BoundedExecute", "LimitReached"]
 
@@ -50,6 +54,9 @@ class BoundedExecute(Execute):
         10.0, help="Seconds the kernel has to answer after an interrupted cell before it is killed."
     ).tag(config=True)
     poll_interval = Float(0.2, help="Seconds between memory checks.").tag(config=True)
+    audit = Bool(
+        True, help="Do not run cells that break coursekit.integrity's rules (tampering with grading)."
+    ).tag(config=True)
 
     # ------------------------------------------------------------------ per notebook
     def preprocess(self, nb, resources=None, km=None):
@@ -60,6 +67,7 @@ class BoundedExecute(Execute):
         self._watcher: threading.Thread | None = None
         self._cell_chars: dict[int, int] = {}
         self._truncated: set[int] = set()
+        self._blocked = self._audit(nb, resources) if self.audit else {}
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -73,6 +81,19 @@ class BoundedExecute(Execute):
             self._stop(f"the notebook used up its {self.notebook_timeout} s time limit")
         if self._stopped is not None:
             self._mark_not_run(cell)
+            return cell, resources
+        if index in self._blocked:
+            findings = self._blocked[index]
+            rules = "; ".join(str(f) for f in findings)
+            self.log.warning("coursekit: cell %d not run (%s)", index, rules)
+            cell.outputs = [NotebookNode(
+                output_type="error", ename="TamperingBlocked", evalue=rules,
+                traceback=["\x1b[0;31mTamperingBlocked\x1b[0m: this cell was not run while grading. It "
+                           "breaks the course's grading rules (answers may not change the grader, the "
+                           "tests, builtins or the libraries the tests use):",
+                           *(f"  {f}" for f in findings),
+                           "Rewrite it without these, then check with: coursekit audit NOTEBOOK"])]
+            cell.execution_count = None
             return cell, resources
 
         configured = self.timeout
@@ -125,6 +146,26 @@ class BoundedExecute(Execute):
         return None
 
     # ------------------------------------------------------------------ helpers
+    def _audit(self, nb, resources) -> dict:
+        """Cells to skip, with their findings; judged against the released student version."""
+        from nbgrader.coursedir import CourseDirectory
+
+        from .integrity import audit_notebook
+
+        info = (resources or {}).get("nbgrader", {})
+        coursedir = CourseDirectory(config=self.config)
+        path = os.path.join(coursedir.root, coursedir.release_directory, info.get("assignment", ""),
+                            info.get("notebook", "") + ".ipynb")
+        import nbformat
+
+        try:
+            release = nbformat.read(path, as_version=4)
+        except (OSError, ValueError) as err:
+            # without it, the audit cannot tell the instructor's cells and names from the student's
+            raise RuntimeError(f"coursekit: the released notebook {path} is needed to grade safely "
+                               f"({err}); run `coursekit build`, or set BoundedExecute.audit = False") from None
+        return audit_notebook(nb, release)
+
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
 

@@ -2,9 +2,10 @@
 
 Parallel grading keeps nbgrader's semantics and its gradebook as the one record:
 
-1. each worker runs the real `nbgrader autograde` for one student in a private copy of the course
-   (config, submission and a snapshot of the gradebook holding the lesson), so kernels run side by
-   side and no two processes ever write the same SQLite file;
+1. each worker runs the real `nbgrader autograde` for a batch of students in a private copy of the
+   course (config, released lesson, submissions and a snapshot of the gradebook holding the
+   lesson), so kernels run side by side and no two processes ever write the same SQLite file.
+   Batches (about two per worker) pay nbgrader's start-up once per batch, not once per student;
 2. one serial `nbgrader autograde --no-execute` then reads the workers' executed notebooks into the
    shared gradebook. It restores every locked/test cell from the gradebook again before reading
    the outputs, so a notebook cannot smuggle in edited tests between the two steps.
@@ -88,23 +89,55 @@ def grade_serial(course: Course, lesson: str, students: list[str], framework: st
     return outcomes
 
 
-def _worker(course: Course, lesson: str, student: str, framework: str | None, scratch: Path,
-            jobs: int) -> GradeOutcome:
-    """Autograde one student in a private course copy under `scratch`; leaves the executed
-    notebooks in scratch/<student>/autograded/<student>/<lesson>."""
-    private = Course(scratch / student)
+def _worker(course: Course, lesson: str, batch: list[str], framework: str | None, scratch: Path,
+            jobs: int, progress) -> list[GradeOutcome]:
+    """Autograde a batch of students in one nbgrader run in a private course copy under `scratch`;
+    leaves the executed notebooks in scratch/<first student>/autograded/<student>/<lesson>."""
+    private = Course(scratch / batch[0])
     private.root.mkdir(parents=True)
     shutil.copy(course.root / "nbgrader_config.py", private.root / "nbgrader_config.py")
     shutil.copytree(course.solutions / lesson, private.solutions / lesson)
-    shutil.copytree(course.root / "submitted" / student / lesson, private.root / "submitted" / student / lesson)
+    if (course.lessons_dir / lesson).is_dir():  # the released copy: the tamper audit compares with it
+        shutil.copytree(course.lessons_dir / lesson, private.lessons_dir / lesson)
+    for student in batch:
+        shutil.copytree(course.root / "submitted" / student / lesson, private.root / "submitted" / student / lesson)
     shutil.copy(scratch / "gradebook.db", private.root / "gradebook.db")
     env = {**thread_env(jobs), DB_ENV_VAR: f"sqlite:///{private.root / 'gradebook.db'}"}  # never the shared one
-    proc = nbgrader(private, "autograde", lesson, f"--student={student}", "--force",
+    # nbgrader grades every submission it finds and carries on past a failed one
+    proc = nbgrader(private, "autograde", lesson, "--force",
                     f"--CourseDirectory.notebook_id={_notebook_id(framework)}", env=env)
-    produced = private.root / "autograded" / student / lesson
-    if proc.returncode != 0 or not produced.is_dir():
-        return GradeOutcome(student, False, _nbgrader_error(proc))
-    return GradeOutcome(student, True)
+    outcomes = []
+    for student in batch:
+        produced = private.root / "autograded" / student / lesson
+        if produced.is_dir() and any(produced.glob("*.ipynb")):
+            outcomes.append(GradeOutcome(student, True))
+        else:
+            outcomes.append(GradeOutcome(student, False, _student_error(proc, student)))
+        progress.update(1)
+    return outcomes
+
+
+def _student_error(proc, student: str) -> str:
+    """The error nbgrader logged for `student`: the last exception line before its
+    "... for student 'S'" line, after the previous student's."""
+    text = (proc.stderr or "") + "\n" + (proc.stdout or "")
+    block: list[str] = []
+    for line in text.splitlines():
+        if "for student '" in line:
+            if f"for student '{student}'" in line:
+                errors = [ln.strip() for ln in block if "Error" in ln and not ln.lstrip().startswith("[")]
+                return (errors[-1] if errors else line.strip())[:300]
+            block = []
+        else:
+            block.append(line)
+    return _nbgrader_error(proc)
+
+
+def _batches(students: list[str], jobs: int) -> list[list[str]]:
+    """About two batches per worker (so one slow batch does not leave a core idle for long),
+    students dealt out in turn."""
+    n = min(len(students), max(1, jobs) * 2)
+    return [b for b in (students[i::n] for i in range(n)) if b]
 
 
 def grade_parallel(course: Course, lesson: str, students: list[str], framework: str | None, jobs: int,
@@ -121,16 +154,17 @@ def grade_parallel(course: Course, lesson: str, students: list[str], framework: 
             shutil.copytree(course.solutions / lesson, template.solutions / lesson)
             register_assignment(template, lesson, framework, db_url=f"sqlite:///{scratch / 'gradebook.db'}")
         outcomes: dict[str, GradeOutcome] = {}
+        batches = _batches(students, jobs)
+        where = {s: b[0] for b in batches for s in b}
         with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait on subprocesses
-            futures = {pool.submit(_worker, course, lesson, s, framework, scratch, jobs): s for s in students}
+            futures = [pool.submit(_worker, course, lesson, b, framework, scratch, jobs, progress) for b in batches]
             for fut in as_completed(futures):
-                outcome = fut.result()
-                outcomes[outcome.student] = outcome
-                progress.update(1)
+                for outcome in fut.result():
+                    outcomes[outcome.student] = outcome
         staging = scratch / "executed"
         graded = [s for s in students if outcomes[s].ok]
         for s in graded:
-            shutil.copytree(scratch / s / "autograded" / s / lesson, staging / s / lesson)
+            shutil.copytree(scratch / where[s] / "autograded" / s / lesson, staging / s / lesson)
             stamp = course.root / "submitted" / s / lesson / "timestamp.txt"
             if stamp.is_file():  # keep nbgrader's late-submission bookkeeping
                 shutil.copy(stamp, staging / s / lesson / "timestamp.txt")

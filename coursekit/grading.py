@@ -5,7 +5,11 @@ received, what was expected, and where to look. Student code is called through `
 keeps framework warnings off stderr: nbgrader fails a test cell that writes to stderr, and a
 deprecation notice is not a wrong answer.
 
-The helpers import no framework; tensors are converted by duck typing.
+The helpers import no framework; tensors are converted by duck typing. Because student code
+runs in the same kernel, the helpers accept only genuine values: arrays and tensors whose classes
+all come from numpy / torch / TensorFlow / Keras, and plain Python values of the exact built-in
+types. A look-alike object (a class of the student's with a `shape` attribute, a subclass of
+`torch.Tensor`, an object that compares equal to everything) fails the check instead of faking it.
 """
 
 from __future__ import annotations
@@ -29,8 +33,49 @@ __all__ = [
 ]
 
 
+_LIBRARY_ROOTS = frozenset({"builtins", "numpy", "torch", "tensorflow", "keras", "tf_keras"})
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _from_library(x: Any) -> bool:
+    """Whether every class in `type(x).__mro__` is defined by numpy/torch/TensorFlow/Keras/builtins."""
+    return all(type.__getattribute__(c, "__module__").split(".")[0] in _LIBRARY_ROOTS for c in type(x).__mro__)
+
+
+def _genuine(x: Any, what: str) -> None:
+    if not _from_library(x):
+        raise AssertionError(
+            f"{what} is a {type(x).__name__} defined in the notebook; return a real tensor or array "
+            "(torch.Tensor, a Keras/TensorFlow tensor or numpy.ndarray), or plain Python values."
+        )
+
+
+def _plain(x: Any, what: str) -> None:
+    """Plain Python data of the exact built-in types (tuples, lists, dicts, numbers, strings), or
+    numpy scalars: nothing that could redefine `==`."""
+    t = type(x)
+    if t in _PLAIN or isinstance(x, np.generic) and _from_library(x):
+        return
+    if t in (tuple, list, set, frozenset):
+        for item in x:
+            _plain(item, what)
+        return
+    if t is dict:
+        for k, v in x.items():
+            _plain(k, what)
+            _plain(v, what)
+        return
+    if t is np.ndarray:
+        return
+    raise AssertionError(f"{what} is a {t.__name__}; expected plain Python values (tuple, int, float, str, ...).")
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """A numpy copy of a torch tensor, TensorFlow/Keras tensor, numpy array or nested list."""
+    if type(x) in (list, tuple):
+        _plain(x, "the value")
+    else:
+        _genuine(x, "the value")
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor
@@ -42,6 +87,7 @@ def to_numpy(x: Any) -> np.ndarray:
 
 def shape_of(x: Any) -> tuple:
     """The shape of a tensor or array as a plain tuple of ints (None kept for unknown dims)."""
+    _genuine(x, "the value")
     shape = getattr(x, "shape", None)
     if shape is None:
         return tuple(np.shape(x))
@@ -69,7 +115,12 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 
 def check_shape(actual: Any, expected: Sequence[int | None], what: str = "output", hint: str = "") -> None:
     """Assert `actual` (a tensor or a shape) has shape `expected`."""
-    got = shape_of(actual) if hasattr(actual, "shape") else tuple(actual)
+    if type(actual) in (tuple, list):
+        _plain(actual, what)
+        got = tuple(actual)
+    else:
+        _genuine(actual, what)
+        got = shape_of(actual) if hasattr(actual, "shape") else tuple(actual)  # torch.Size, TensorShape
     got = tuple(None if d is None else int(d) for d in got)
     want = tuple(None if d is None else int(d) for d in expected)
     if got != want:
@@ -104,6 +155,7 @@ def check_close(
 
 def check_equal(actual: Any, expected: Any, what: str = "result", hint: str = "") -> None:
     """Assert `actual == expected` for plain Python values (tuples, ints, strings)."""
+    _plain(actual, what)
     if actual != expected:
         raise AssertionError(
             f"{what} is {actual!r}, expected {expected!r}." + (f" Hint: {hint}" if hint else "")
@@ -131,5 +183,10 @@ def check_raises(
 
 def check_true(condition: bool, message: str) -> None:
     """Assert `condition`, with `message` as the student's hint."""
+    if type(condition) is not bool:
+        if isinstance(condition, np.bool_) or (_from_library(condition) and getattr(condition, "shape", None) == ()):
+            condition = bool(to_numpy(condition))
+        else:
+            raise AssertionError(f"{message} (the check needs True or False, got a {type(condition).__name__})")
     if not condition:
         raise AssertionError(message)

@@ -18,7 +18,10 @@ from test_pipeline import LESSONS, coursekit
 pytestmark = pytest.mark.slow
 
 LESSON, NAME = LESSONS[0], "pytorch.ipynb"
+# The tamper audit (tests/test_tamper.py) would refuse to run `import os` or `import signal`; it is
+# off here so that these submissions reach the kernel and the bounds are what stops them.
 LIMITS = """
+c.BoundedExecute.audit = False
 c.Execute.timeout = 10
 c.BoundedExecute.probe_timeout = 5
 c.BoundedExecute.memory_limit_mb = 3072
@@ -44,6 +47,7 @@ def graded(tmp_path_factory):
         # a loop that ignores the interrupt: the kernel is stopped, later cells are not run
         "stubborn": {**solved, last: STUBBORN_LOOP},
         "exit": {**solved, last: "import os\nos._exit(3)"},
+        "segfault": {**solved, last: "import ctypes\nctypes.string_at(0)"},
         "bomb": {**solved, last: MEMORY_BOMB},
         # a correct answer that also prints 50 MB: full marks, the output is cut
         "chatty": {**solved, first: solved[first] + "\nprint('x' * 50_000_000)"},
@@ -80,6 +84,7 @@ def test_interruptible_loop_loses_only_its_exercise(graded):
 @pytest.mark.parametrize("student,reason", [
     ("stubborn", "ignored the interrupt"),
     ("exit", "the kernel died"),
+    ("segfault", "the kernel died"),
     ("bomb", "MiB of memory"),
 ])
 def test_a_stopped_kernel_keeps_earlier_points_and_says_why(graded, student, reason):
