@@ -61,7 +61,11 @@ def register_assignment(course: Course, lesson: str, framework: str | None, db_u
             env={DB_ENV_VAR: db_url} if db_url else None,
         )
     if proc.returncode != 0:
-        raise CourseError(f"could not register {lesson} in the gradebook: {_nbgrader_error(proc)}")
+        error = _nbgrader_error(proc)
+        if "database is locked" in error:
+            raise CourseError(f"the gradebook {db_url or course.db_url} is locked by another program (formgrader, "
+                              "another `coursekit grade`?); nothing was graded: close it and run this again")
+        raise CourseError(f"could not register {lesson} in the gradebook: {error}")
 
 
 def _notebook_id(framework: str | None) -> str:

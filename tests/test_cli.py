@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, copy_course
+from nbtools import make_submission
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -146,3 +147,25 @@ def test_open_headless_serves_jupyterlab_on_lessons(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_grade_with_a_locked_gradebook_says_so_and_writes_nothing(tmp_path):
+    """A gradebook another program holds locked: one line, exit 2, no submission recorded."""
+    import sqlite3
+
+    course = copy_course(tmp_path / "course")
+    lesson = "01-shape-alignment"
+    make_submission(course / "lessons" / lesson / "pytorch.ipynb", {},
+                    course / "submitted" / "ann" / lesson / "pytorch.ipynb")
+    sqlite3.connect(course / "gradebook.db").close()  # an empty gradebook file, held below
+    holder = sqlite3.connect(course / "gradebook.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        proc = run("--root", str(course), "grade", lesson, "--framework", "torch")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "is locked by another program" in lines[0], proc.stderr
+    assert not (course / "autograded").exists()
