@@ -12,11 +12,11 @@ import sys
 
 def main() -> int:
     # the imports are the point: what `nbgrader autograde --no-execute` will need
-    import nbgrader.apps.autogradeapp  # noqa: F401
+    import nbgrader.apps.autogradeapp
     import nbgrader.converters.autograde  # noqa: F401
     from nbgrader.apps.nbgraderapp import NbGraderApp
 
-    import coursekit.bounds  # noqa: F401
+    import coursekit.bounds
     import coursekit.restore  # noqa: F401
 
     if sys.stdin.readline().strip() != "go":

@@ -27,7 +27,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .notebooks import DB_ENV_VAR, FRAMEWORK_NOTEBOOKS, Course, CourseError, _nbgrader_error, nbgrader
+from .notebooks import (
+    DB_ENV_VAR,
+    FRAMEWORK_NOTEBOOKS,
+    Course,
+    CourseError,
+    _nbgrader_error,
+    nbgrader,
+    nbgrader_env,
+)
 
 
 def thread_env(jobs: int) -> dict[str, str]:
@@ -169,7 +177,6 @@ def grade_parallel(course: Course, lesson: str, students: list[str], framework: 
             shutil.copy(course.root / "nbgrader_config.py", scratch / "nbgrader_config.py")
             shutil.copytree(course.solutions / lesson, template.solutions / lesson)
             register_assignment(template, lesson, framework, db_url=f"sqlite:///{scratch / 'gradebook.db'}")
-        outcomes: dict[str, GradeOutcome] = {}
         staging = scratch / "executed"
         recorder = _early_nbgrader(
             course, "autograde", lesson, "--force", "--no-execute",
@@ -178,7 +185,7 @@ def grade_parallel(course: Course, lesson: str, students: list[str], framework: 
         )
         try:
             return _execute_and_record(course, lesson, students, framework, jobs, progress, scratch, staging,
-                                       outcomes, recorder)
+                                       recorder)
         finally:
             if recorder.poll() is None:
                 recorder.kill()
@@ -187,16 +194,14 @@ def grade_parallel(course: Course, lesson: str, students: list[str], framework: 
 
 def _early_nbgrader(course: Course, *args: str) -> subprocess.Popen:
     """`nbgrader ARGS` in a process that imports nbgrader now and runs when sent "go"."""
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return subprocess.Popen([sys.executable, "-m", "coursekit._record", *args], cwd=course.root, env=env,
+    return subprocess.Popen([sys.executable, "-m", "coursekit._record", *args], cwd=course.root, env=nbgrader_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _execute_and_record(course: Course, lesson: str, students: list[str], framework: str | None, jobs: int,
-                        progress, scratch: Path, staging: Path, outcomes: dict[str, GradeOutcome],
-                        recorder: subprocess.Popen) -> list[GradeOutcome]:
+                        progress, scratch: Path, staging: Path, recorder: subprocess.Popen) -> list[GradeOutcome]:
     """Run the batches, gather the executed notebooks in `staging`, and let `recorder` record them."""
+    outcomes: dict[str, GradeOutcome] = {}
     batches = _batches(students, jobs)
     where = {s: b[0] for b in batches for s in b}
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait on subprocesses

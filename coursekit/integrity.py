@@ -22,8 +22,9 @@ and modify shared objects otherwise:
 - no assignment to, or deletion of, an attribute of a module or class reached through an import
   (`np.allclose = ...`, `torch.Tensor.shape = ...`, `F = torch.nn.functional; F.relu = ...`), nor of
   anything that is not a plain variable (`type(x).y = ...`, `[np][0].y = ...`);
-- modules and classes reached through an import may not be handed to student functions, stored in
-  containers or returned (the routes by which they would reach an unchecked attribute assignment);
+- modules and classes reached through an import may not be handed to student functions, used as
+  default values or returned (the routes by which they would reach an unchecked attribute
+  assignment); names and containers that hold them are tracked like the import itself;
 - no top-level rebinding of a builtin or of a name the tests use from the instructor's cells
   (`grading`, `ck`, `torch`, ...), and no `global` of such a name;
 - no `metaclass=`, and no call of `.load`/`.loads`/`.load_model` (deserialisers run arbitrary code).
@@ -40,13 +41,12 @@ import functools
 import importlib.util
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 __all__ = [
     "ALLOWED_MODULES",
     "Finding",
-    "TamperingBlocked",
     "audit_notebook",
     "audit_source",
     "reserved_names",
@@ -80,10 +80,6 @@ MUTATING_METHODS = frozenset({"append", "extend", "insert", "remove", "pop", "cl
 _INSPECTING_CALLS = frozenset({"isinstance", "issubclass", "type", "print", "repr", "str", "id", "hasattr"})
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _DUNDER = re.compile(r"__\w+__")
-
-
-class TamperingBlocked(Exception):
-    """A cell that breaks the grading rules; it was not run."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +148,7 @@ class AuditState:
 
 
 class _Auditor(ast.NodeVisitor):
-    def __init__(self, state: "AuditState", reserved: frozenset[str]):
+    def __init__(self, state: AuditState, reserved: frozenset[str]):
         self.library = state.library  # names bound to anything reached through an import
         self.tainted = state.tainted  # of those, names bound to modules or classes
         self.paths = state.paths  # name -> dotted path it is bound to ("np" -> "numpy", "F" -> "torch.nn.functional")
@@ -230,8 +226,9 @@ class _Auditor(ast.NodeVisitor):
             if isinstance(name_node, ast.Name) and isinstance(name_node.ctx, ast.Store):
                 name = name_node.id
                 self.check_rebinding(name, node)
-                for group in (self.tainted, self.library, self.paths):
-                    group.discard(name) if isinstance(group, set) else group.pop(name, None)
+                self.tainted.discard(name)  # a new value: forget what the name held before
+                self.library.discard(name)
+                self.paths.pop(name, None)
                 if carries:
                     self.tainted.add(name)
                 if alias is not None and isinstance(target, ast.Name):

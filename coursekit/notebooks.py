@@ -157,16 +157,21 @@ def write_notebook(nb, path: Path) -> None:
     path.write_text(notebook_text(nb), encoding="utf-8")
 
 
-def nbgrader(course: Course, *args: str, env: dict | None = None, timeout: float | None = None):
-    """Run `nbgrader ARGS` in the course root with this interpreter; return the CompletedProcess."""
+def nbgrader_env(env: dict | None = None) -> dict:
+    """The environment for an nbgrader process: this one, `env` on top."""
     full_env = dict(os.environ)
     # nbgrader runs `alembic` from PATH when it creates a gradebook: make it this venv's.
     full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
     full_env.update(env or {})
+    return full_env
+
+
+def nbgrader(course: Course, *args: str, env: dict | None = None, timeout: float | None = None):
+    """Run `nbgrader ARGS` in the course root with this interpreter; return the CompletedProcess."""
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=course.root,
-        env=full_env,
+        env=nbgrader_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
