@@ -206,6 +206,41 @@ def test_history_keys_match_across_frameworks(digits):
     ]
 
 
+def test_keras_validation_matches_keras_own_every_epoch():
+    """keras fit validates with its own compiled pass (Keras' per-epoch evaluate() set-up was a
+    third of a small run); each epoch's val_* must equal what Keras' validation_data computes on
+    the same weights: a two-input model, a ragged last batch (100 = 3 x 32 + 4), and cross-entropy
+    and one-hot (categorical accuracy, MSE) targets."""
+    from coursekit.keras import _tf
+    from coursekit.keras.models import two_branch_net
+    from coursekit.keras.train import fit
+
+    keras = _tf.keras
+    data = make_two_branch(n=300, scale=3.0, layout="NHWC", seed=2)
+    train, val = (data.inputs[0][:200], data.inputs[1][:200]), (data.inputs[0][200:], data.inputs[1][200:])
+    for loss, y in (("cross_entropy", data.y), ("mse", np.eye(data.n_classes, dtype="float32")[data.y])):
+        keras.utils.set_random_seed(0)
+        model = two_branch_net(n_classes=data.n_classes, width=4)
+        keras_own = []
+
+        class EveryEpoch(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):  # Keras' own validation, on this epoch's weights
+                keras_own.append(self.model.evaluate(list(val), y[200:], batch_size=32, verbose=0, return_dict=True))
+
+        model.fit = _with_callback(model.fit, EveryEpoch())
+        history = fit(model, (list(train), y[:200]), (list(val), y[200:]), epochs=3, loss=loss, lr=3e-3,
+                      batch_size=32, progress=False)
+        assert len(keras_own) == 3
+        np.testing.assert_allclose(history["val_loss"], [r["loss"] for r in keras_own], rtol=1e-5, err_msg=loss)
+        np.testing.assert_allclose(history["val_accuracy"], [r["accuracy"] for r in keras_own], atol=1e-6, err_msg=loss)
+
+
+def _with_callback(fit_method, callback):
+    def fit_with(*args, callbacks=(), **kwargs):
+        return fit_method(*args, callbacks=[*callbacks, callback], **kwargs)
+    return fit_with
+
+
 def test_fit_two_input_fusion_model(kit):
     data = make_two_branch(n=192, scale=1.0, layout=kit.layout, seed=1)
     kit.seed(0)
