@@ -29,7 +29,7 @@ import time
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Float, Integer
+from traitlets import Bool, Float, Integer, default
 
 __all__ = ["BoundedExecute", "LimitReached"]
 
@@ -57,6 +57,13 @@ class BoundedExecute(Execute):
     audit = Bool(
         True, help="Do not run cells that break coursekit.integrity's rules (tampering with grading)."
     ).tag(config=True)
+
+    @default("shutdown_kernel")
+    def _shutdown_kernel_default(self) -> str:
+        # Once the last cell has run, nothing the kernel does is graded. A graceful shutdown of a
+        # lesson kernel spends ~1.3 s of CPU in IPython's reset and in tearing down torch/TF at
+        # interpreter exit (measured: 1.3 s of a 5.8 s lesson-01 notebook); kill it instead.
+        return "immediate"
 
     # ------------------------------------------------------------------ per notebook
     def preprocess(self, nb, resources=None, km=None):
