@@ -1,29 +1,34 @@
 """Autograding a class through nbgrader, serially or with parallel workers.
 
-Parallel grading keeps nbgrader's semantics and its gradebook as the one record:
+Every step is nbgrader's own command, run in `coursekit._nbhost` processes that import nbgrader
+once and announce each graded student the moment it is done:
 
-1. each worker runs the real `nbgrader autograde` for a batch of students in a private copy of the
-   course (config, released lesson, submissions and a snapshot of the gradebook holding the
-   lesson), so kernels run side by side and no two processes ever write the same SQLite file.
-   One batch per worker pays nbgrader's start-up once, not once per student;
-2. one serial `nbgrader autograde --no-execute` then reads the workers' executed notebooks into the
-   shared gradebook. It restores every locked/test cell from the gradebook again before reading
-   the outputs, so a notebook cannot smuggle in edited tests between the two steps. Its process
-   starts with the workers (`coursekit._record`) so that importing nbgrader, ~2 s, is not added
-   at the end.
+- **serial** (`--jobs 1`): one process registers the lesson in the gradebook (nbgrader
+  `generate_assignment`) and autogrades every submission to grade (nbgrader `autograde`).
+- **parallel** (`--jobs N`): N workers each autograde a batch of consecutive students in a
+  private copy of the course (config, released lesson, submissions and a snapshot of the
+  gradebook holding the lesson), so kernels run side by side and no two processes ever write
+  the same SQLite file. A recorder process registers the lesson in the shared gradebook first
+  and then, as each worker announces a student, records it with `autograde --no-execute`,
+  which restores every locked/test cell from the gradebook again before reading the outputs
+  (a notebook cannot smuggle in edited tests between the two steps). The gradebook has one
+  writer, grades land while the class is still running, and the last student's recording is
+  all that follows the last kernel. All processes start together, so their imports overlap.
 
-On 2 cores, 20 submissions (bench/grade_parallel.py): the parallel run's fixed costs (worker
-start-up, the recording pass) are a few seconds, so short notebooks gain less than long ones.
+On 2 cores, 20 submissions: bench/grade_parallel.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +37,7 @@ from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
     CourseError,
-    _nbgrader_error,
-    nbgrader,
+    log_error,
     nbgrader_env,
 )
 
@@ -58,22 +62,9 @@ class GradeOutcome:
     reason: str = ""
 
 
-def register_assignment(course: Course, lesson: str, framework: str | None, db_url: str | None = None) -> None:
-    """Put the lesson's notebooks, cells and points in the gradebook (nbgrader needs them to
-    autograde) without writing to lessons/. `db_url` overrides the course's gradebook."""
-    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as tmp:
-        proc = nbgrader(
-            course, "generate_assignment", lesson, "--force",
-            f"--CourseDirectory.release_directory={tmp}",
-            f"--CourseDirectory.notebook_id={_notebook_id(framework)}",
-            env={DB_ENV_VAR: db_url} if db_url else None,
-        )
-    if proc.returncode != 0:
-        error = _nbgrader_error(proc)
-        if "database is locked" in error:
-            raise CourseError(f"the gradebook {db_url or course.db_url} is locked by another program (formgrader, "
-                              "another `coursekit grade`?); nothing was graded: close it and run this again")
-        raise CourseError(f"could not register {lesson} in the gradebook: {error}")
+def locked_message(db_url: str) -> str:
+    return (f"the gradebook {db_url} is locked by another program (formgrader, another `coursekit grade`?); "
+            "nothing was graded: close it and run this again")
 
 
 def _notebook_id(framework: str | None) -> str:
@@ -82,65 +73,99 @@ def _notebook_id(framework: str | None) -> str:
 
 def already_graded(course: Course, lesson: str) -> set[str]:
     """Students whose submission of `lesson` is in the gradebook and in autograded/."""
+    if course.uses_sqlite and not Path(course.db_url.removeprefix("sqlite:///")).is_file():
+        return set()  # no gradebook yet: nobody is graded (and none is created just to say so)
+    import sqlalchemy
     from nbgrader.api import Gradebook, MissingEntry
 
     done = set()
-    with Gradebook(course.db_url) as gb:
-        try:
-            subs = gb.assignment_submissions(lesson)
-        except MissingEntry:
-            return done
-        for sub in subs:
-            if (course.root / "autograded" / sub.student_id / lesson).is_dir():
-                done.add(sub.student_id)
+    try:
+        with Gradebook(course.db_url) as gb:
+            try:
+                subs = gb.assignment_submissions(lesson)
+            except MissingEntry:
+                return done
+            for sub in subs:
+                if (course.root / "autograded" / sub.student_id / lesson).is_dir():
+                    done.add(sub.student_id)
+    except sqlalchemy.exc.OperationalError as err:
+        if "locked" in str(err):
+            raise CourseError(locked_message(course.db_url)) from None
+        raise
     return done
 
 
-def grade_serial(course: Course, lesson: str, students: list[str], framework: str | None, progress) -> list[GradeOutcome]:
-    """One `nbgrader autograde --student S` after another (nbgrader's own way)."""
-    outcomes = []
-    for student in students:
-        proc = nbgrader(course, "autograde", lesson, f"--student={student}", "--force",
-                        f"--CourseDirectory.notebook_id={_notebook_id(framework)}")
-        outcomes.append(GradeOutcome(student, proc.returncode == 0, "" if proc.returncode == 0 else _nbgrader_error(proc)))
-        progress.update(1)
-    return outcomes
+# ---------------------------------------------------------------- nbgrader processes
+class _Host:
+    """A `coursekit._nbhost --serve` process in `root`: commands go in with a tag, and its messages
+    (`{"rc"}` answers, `{"graded"}` announcements, `{"exit"}` when it ends) arrive on `events` as
+    (host, message). `answered` pairs an `{"rc"}` with the tag of its command."""
+
+    def __init__(self, root: Path, events: queue.Queue, env: dict | None = None) -> None:
+        self.root = root
+        self.proc = subprocess.Popen([sys.executable, "-m", "coursekit._nbhost", "--serve"], cwd=root,
+                                     env=nbgrader_env(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.tags: deque = deque()
+        self._stderr: list[str] = []
+        self._stderr_reader = threading.Thread(target=self._stderr.extend, args=(self.proc.stderr,), daemon=True)
+        self._stderr_reader.start()
+        threading.Thread(target=self._read_messages, args=(events,), daemon=True).start()
+
+    def _read_messages(self, events: queue.Queue) -> None:
+        for line in self.proc.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            events.put((self, message))
+        events.put((self, {"exit": self.proc.wait()}))
+
+    def answered(self, message: dict):
+        """The tag of the command `message` answers (None for other messages); call once per message."""
+        return self.tags.popleft() if "rc" in message and self.tags else None
+
+    def log(self) -> str:
+        """What the process has logged so far."""
+        return "".join(self._stderr)
+
+    def send(self, tag, *argv: str) -> None:
+        self.tags.append(tag)
+        self.proc.stdin.write(json.dumps(list(argv)) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self, timeout: float = 60) -> str:
+        """End the process (after the commands sent, within `timeout` s; 0: kill it now) and return
+        everything it logged."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr_reader.join(timeout=10)
+        return self.log()
 
 
-def _worker(course: Course, lesson: str, batch: list[str], framework: str | None, scratch: Path,
-            jobs: int, progress) -> list[GradeOutcome]:
-    """Autograde a batch of students in one nbgrader run in a private course copy under `scratch`;
-    leaves the executed notebooks in scratch/<first student>/autograded/<student>/<lesson>."""
-    private = Course(scratch / batch[0])
-    private.root.mkdir(parents=True)
-    shutil.copy(course.root / "nbgrader_config.py", private.root / "nbgrader_config.py")
-    shutil.copytree(course.solutions / lesson, private.solutions / lesson)
-    if (course.lessons_dir / lesson).is_dir():  # the released copy: the tamper audit compares with it
-        shutil.copytree(course.lessons_dir / lesson, private.lessons_dir / lesson)
-    for student in batch:
-        shutil.copytree(course.root / "submitted" / student / lesson, private.root / "submitted" / student / lesson)
-    shutil.copy(scratch / "gradebook.db", private.root / "gradebook.db")
-    env = {**thread_env(jobs), DB_ENV_VAR: f"sqlite:///{private.root / 'gradebook.db'}"}  # never the shared one
-    # nbgrader grades every submission it finds and carries on past a failed one
-    proc = nbgrader(private, "autograde", lesson, "--force",
-                    f"--CourseDirectory.notebook_id={_notebook_id(framework)}", env=env)
-    outcomes = []
-    for student in batch:
-        produced = private.root / "autograded" / student / lesson
-        if produced.is_dir() and any(produced.glob("*.ipynb")):
-            outcomes.append(GradeOutcome(student, True))
-        else:
-            outcomes.append(GradeOutcome(student, False, _student_error(proc, student)))
-        progress.update(1)
-    return outcomes
+def _register(host: _Host, lesson: str, framework: str | None, release: Path) -> None:
+    """Put the lesson's notebooks, cells and points in the host's gradebook (nbgrader needs them to
+    autograde), releasing into `release`, never into lessons/."""
+    host.send("register", "generate_assignment", lesson, "--force", f"--CourseDirectory.release_directory={release}",
+              f"--CourseDirectory.notebook_id={_notebook_id(framework)}")
 
 
-def _student_error(proc, student: str) -> str:
+def _registration_failed(log: str, db_url: str, lesson: str) -> CourseError:
+    if "database is locked" in log:
+        return CourseError(locked_message(db_url))
+    return CourseError(f"could not register {lesson} in the gradebook: {log_error(log)[:300] or 'no output'}")
+
+
+def _student_error(log: str, student: str) -> str:
     """The error nbgrader logged for `student`: the last exception line before its
     "... for student 'S'" line, after the previous student's."""
-    text = (proc.stderr or "") + "\n" + (proc.stdout or "")
     block: list[str] = []
-    for line in text.splitlines():
+    for line in log.splitlines():
         if "for student '" in line:
             if f"for student '{student}'" in line:
                 errors = [ln.strip() for ln in block if "Error" in ln and not ln.lstrip().startswith("[")]
@@ -148,12 +173,47 @@ def _student_error(proc, student: str) -> str:
             block = []
         else:
             block.append(line)
-    return _nbgrader_error(proc)
+    return log_error(log)[:300] or "nbgrader logged no error"
 
 
+# ---------------------------------------------------------------- serial
+def grade_serial(course: Course, lesson: str, students: list[str], framework: str | None, progress) -> list[GradeOutcome]:
+    """Register the lesson and autograde `students` in one nbgrader process (nbgrader's own way,
+    one submission after another)."""
+    events: queue.Queue = queue.Queue()
+    others = sorted(d.name for d in (course.root / "submitted").iterdir()
+                    if (d / lesson).is_dir() and d.name not in students)
+    if any("," in s for s in others):
+        raise CourseError(f"student ids may not contain commas (nbgrader lists them comma-separated): {others}")
+    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as release:
+        host = _Host(course.root, events)
+        try:
+            _register(host, lesson, framework, Path(release))
+            if students:
+                host.send("autograde", "autograde", lesson, "--force",
+                          f"--CourseDirectory.notebook_id={_notebook_id(framework)}",
+                          *([f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []))
+            graded: set[str] = set()
+            while host.tags:
+                _, message = events.get()
+                registering = host.tags[0] == "register"
+                tag = host.answered(message)
+                if "graded" in message:
+                    graded.add(message["graded"])
+                    progress.update(1)
+                elif registering and (tag and message["rc"] != 0 or "exit" in message):
+                    raise _registration_failed(host.close(timeout=0), course.db_url, lesson)
+                elif "exit" in message:  # the process died while grading
+                    break
+        finally:
+            log = host.close()
+    return [GradeOutcome(s, True) if s in graded else GradeOutcome(s, False, _student_error(log, s)) for s in students]
+
+
+# ---------------------------------------------------------------- parallel
 def _batches(students: list[str], jobs: int) -> list[list[str]]:
-    """One batch of consecutive students per worker: every batch pays nbgrader's start-up (about
-    2 s) once. The bounds cap how long one bad submission can hold its batch up."""
+    """One batch of consecutive students per worker: every batch pays nbgrader's start-up once.
+    The bounds cap how long one bad submission can hold its batch up."""
     n = min(len(students), max(1, jobs))
     size, extra = divmod(len(students), n)
     out, start = [], 0
@@ -164,61 +224,97 @@ def _batches(students: list[str], jobs: int) -> list[list[str]]:
     return [b for b in out if b]
 
 
+def _private_course(course: Course, lesson: str, batch: list[str], root: Path) -> Course:
+    """A course copy for one worker: config, the lesson's source and released notebooks (the
+    tamper audit compares with the release) and the batch's submissions; no gradebook yet."""
+    private = Course(root)
+    private.root.mkdir(parents=True)
+    shutil.copy(course.root / "nbgrader_config.py", private.root / "nbgrader_config.py")
+    shutil.copytree(course.solutions / lesson, private.solutions / lesson)
+    if (course.lessons_dir / lesson).is_dir():
+        shutil.copytree(course.lessons_dir / lesson, private.lessons_dir / lesson)
+    for student in batch:
+        shutil.copytree(course.root / "submitted" / student / lesson, private.root / "submitted" / student / lesson)
+    return private
+
+
 def grade_parallel(course: Course, lesson: str, students: list[str], framework: str | None, jobs: int,
                    progress) -> list[GradeOutcome]:
-    """Execute submissions in `jobs` private nbgrader runs, then record them in one serial pass."""
+    """Autograde `students` in `jobs` private workers while a recorder writes the shared gradebook."""
     with tempfile.TemporaryDirectory(prefix="coursekit-grade-") as tmp:
         scratch = Path(tmp)
-        # A private SQLite gradebook holding the lesson: workers read its cells and points from it.
-        if course.uses_sqlite:
-            shutil.copy(course.db_url.removeprefix("sqlite:///"), scratch / "gradebook.db")
-        else:
-            template = Course(scratch)
-            shutil.copy(course.root / "nbgrader_config.py", scratch / "nbgrader_config.py")
-            shutil.copytree(course.solutions / lesson, template.solutions / lesson)
-            register_assignment(template, lesson, framework, db_url=f"sqlite:///{scratch / 'gradebook.db'}")
-        staging = scratch / "executed"
-        recorder = _early_nbgrader(
-            course, "autograde", lesson, "--force", "--no-execute",
-            f"--CourseDirectory.submitted_directory={staging}",
-            f"--CourseDirectory.notebook_id={_notebook_id(framework)}",
-        )
+        events: queue.Queue = queue.Queue()
+        recorder = _Host(course.root, events)
+        workers: dict[_Host, list[str]] = {}
         try:
-            return _execute_and_record(course, lesson, students, framework, jobs, progress, scratch, staging,
-                                       recorder)
+            for batch in _batches(students, jobs):
+                private = _private_course(course, lesson, batch, scratch / "workers" / batch[0])
+                # never the shared gradebook: each worker writes a private SQLite file
+                env = {**thread_env(jobs), DB_ENV_VAR: f"sqlite:///{private.root / 'gradebook.db'}"}
+                workers[_Host(private.root, events, env)] = batch
+            _register(recorder, lesson, framework, scratch / "release")
+            if not course.uses_sqlite:  # no file to snapshot: each worker registers the lesson itself
+                for worker in workers:
+                    _register(worker, lesson, framework, scratch / "release" / worker.root.name)
+                    _autograde_batch(worker, lesson, framework)
+            return _run_class(course, lesson, students, framework, progress, scratch / "executed", events,
+                              recorder, workers)
         finally:
-            if recorder.poll() is None:
-                recorder.kill()
-                recorder.wait()
+            for host in (recorder, *workers):
+                host.close(timeout=0)
 
 
-def _early_nbgrader(course: Course, *args: str) -> subprocess.Popen:
-    """`nbgrader ARGS` in a process that imports nbgrader now and runs when sent "go"."""
-    return subprocess.Popen([sys.executable, "-m", "coursekit._record", *args], cwd=course.root, env=nbgrader_env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _autograde_batch(worker: _Host, lesson: str, framework: str | None) -> None:
+    # The grades a worker would save go to its private gradebook, which is thrown away: the recorder
+    # saves them (and any late penalty) in the shared one. Skipping them saves ~0.1 s a student.
+    worker.send("autograde", "autograde", lesson, "--force", f"--CourseDirectory.notebook_id={_notebook_id(framework)}",
+                "--SaveAutoGrades.enabled=False", "--AssignLatePenalties.enabled=False")
 
 
-def _execute_and_record(course: Course, lesson: str, students: list[str], framework: str | None, jobs: int,
-                        progress, scratch: Path, staging: Path, recorder: subprocess.Popen) -> list[GradeOutcome]:
-    """Run the batches, gather the executed notebooks in `staging`, and let `recorder` record them."""
+def _run_class(course: Course, lesson: str, students: list[str], framework: str | None, progress, staging: Path,
+               events: queue.Queue, recorder: _Host, workers: dict[_Host, list[str]]) -> list[GradeOutcome]:
+    """React to the processes' messages until every student is recorded or has failed."""
     outcomes: dict[str, GradeOutcome] = {}
-    batches = _batches(students, jobs)
-    where = {s: b[0] for b in batches for s in b}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait on subprocesses
-        futures = [pool.submit(_worker, course, lesson, b, framework, scratch, jobs, progress) for b in batches]
-        for fut in as_completed(futures):
-            for outcome in fut.result():
-                outcomes[outcome.student] = outcome
-    graded = [s for s in students if outcomes[s].ok]
-    for s in graded:
-        shutil.copytree(scratch / where[s] / "autograded" / s / lesson, staging / s / lesson)
-        stamp = course.root / "submitted" / s / lesson / "timestamp.txt"
-        if stamp.is_file():  # keep nbgrader's late-submission bookkeeping
-            shutil.copy(stamp, staging / s / lesson / "timestamp.txt")
-    out, err = recorder.communicate("go\n" if graded else "stop\n")
-    if graded and recorder.returncode != 0:
-        proc = subprocess.CompletedProcess(recorder.args, recorder.returncode, out, err)
-        raise CourseError(f"recording the grades of {lesson} failed: {_nbgrader_error(proc)}")
+    running = set(workers)
+    while running or recorder.tags:
+        host, message = events.get()
+        tag = host.answered(message)
+        if host is recorder:
+            if "graded" in message:  # its own `autograde --no-execute` announcing; the rc follows
+                continue
+            if "exit" in message:
+                raise CourseError(f"recording the grades of {lesson} failed: {log_error(recorder.close())[:300]}")
+            if tag == "register":
+                if message["rc"] != 0:
+                    raise _registration_failed(recorder.close(timeout=0), course.db_url, lesson)
+                if course.uses_sqlite:  # the workers read the lesson from a snapshot of the gradebook
+                    for worker in workers:
+                        shutil.copy(course.db_url.removeprefix("sqlite:///"), worker.root / "gradebook.db")
+                        _autograde_batch(worker, lesson, framework)
+            else:  # ("record", student)
+                student = tag[1]
+                outcomes[student] = (GradeOutcome(student, True) if message["rc"] == 0 else
+                                     GradeOutcome(student, False, "recording failed: " + _student_error(
+                                         recorder.log(), student)))
+                progress.update(1)
+        elif "graded" in message:
+            student = message["graded"]
+            shutil.copytree(host.root / "autograded" / student / lesson, staging / student / lesson)
+            stamp = course.root / "submitted" / student / lesson / "timestamp.txt"
+            if stamp.is_file():  # keep nbgrader's late-submission bookkeeping
+                shutil.copy(stamp, staging / student / lesson / "timestamp.txt")
+            recorder.send(("record", student), "autograde", lesson, "--force", "--no-execute", f"--student={student}",
+                          f"--CourseDirectory.submitted_directory={staging}",
+                          f"--CourseDirectory.notebook_id={_notebook_id(framework)}")
+        elif host in running and (tag == "autograde" or "exit" in message or message.get("rc")):
+            # the batch is done (or its process ended, or its private registration failed)
+            running.discard(host)
+            log = host.close(timeout=60 if tag == "autograde" else 0)
+            for student in workers[host]:
+                if student not in outcomes and not any(t == ("record", student) for t in recorder.tags):
+                    outcomes[student] = GradeOutcome(student, False, _student_error(log, student))
+                    progress.update(1)
+    recorder.close()
     return [outcomes[s] for s in students]
 
 

@@ -221,18 +221,21 @@ def test_keras_validation_matches_keras_own_every_epoch():
     for loss, y in (("cross_entropy", data.y), ("mse", np.eye(data.n_classes, dtype="float32")[data.y])):
         keras.utils.set_random_seed(0)
         model = two_branch_net(n_classes=data.n_classes, width=4)
-        keras_own = []
-
-        class EveryEpoch(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):  # Keras' own validation, on this epoch's weights
-                keras_own.append(self.model.evaluate(list(val), y[200:], batch_size=32, verbose=0, return_dict=True))
-
-        model.fit = _with_callback(model.fit, EveryEpoch())
+        keras_own: list[dict] = []
+        model.fit = _with_callback(model.fit, keras_validation_callback(keras, list(val), y[200:], keras_own))
         history = fit(model, (list(train), y[:200]), (list(val), y[200:]), epochs=3, loss=loss, lr=3e-3,
                       batch_size=32, progress=False)
         assert len(keras_own) == 3
         np.testing.assert_allclose(history["val_loss"], [r["loss"] for r in keras_own], rtol=1e-5, err_msg=loss)
         np.testing.assert_allclose(history["val_accuracy"], [r["accuracy"] for r in keras_own], atol=1e-6, err_msg=loss)
+
+
+def keras_validation_callback(keras, x, y, sink: list):
+    """A callback that records Keras' own validation (model.evaluate) on each epoch's weights."""
+    class KerasValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            sink.append(self.model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True))
+    return KerasValidation()
 
 
 def _with_callback(fit_method, callback):

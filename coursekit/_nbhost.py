@@ -1,0 +1,128 @@
+"""`python -m coursekit._nbhost`: nbgrader commands in a process that coursekit keeps open.
+
+coursekit drives nbgrader through this module instead of `python -m nbgrader`:
+
+- `python -m coursekit._nbhost ARGS` runs one command, exactly like `python -m nbgrader ARGS`;
+- `python -m coursekit._nbhost --serve` imports nbgrader at once (so the import overlaps whatever
+  the caller does meanwhile), then runs one command per line of stdin, each a JSON list of
+  nbgrader arguments, and answers each with `{"rc": N}` on stdout. While an `autograde` runs,
+  every student whose notebooks are graded is announced at once with `{"graded": "S"}`, so
+  `coursekit grade` can record that student while the next one executes. Anything nbgrader
+  itself prints goes to stderr, which keeps stdout for these messages.
+
+Both skip one import: jsonschema builds an RFC 3987 grammar when `rfc3987_syntax` is installed,
+1.1 s of the 2.2 s it takes to import nbgrader, for format checks nbformat never asks for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sys
+import traceback
+from typing import Any, TextIO
+
+_messages: TextIO | None = None  # where `--serve` answers (the original stdout)
+_instructor_hook: Any = None  # a post_convert_hook from the course's own config, still called
+_coursedir: Any = None  # the running autograde's CourseDirectory
+
+
+def skip_rfc3987_grammar() -> None:
+    """Let jsonschema, imported after this, skip building its RFC 3987 grammar (see above)."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # jsonschema then leaves the 'iri' format unchecked
+
+
+def _say(message: dict) -> None:
+    if _messages is not None:
+        _messages.write(json.dumps(message) + "\n")
+        _messages.flush()
+
+
+def graded(assignment: str, student: str, notebooks: list[str]) -> None:
+    """nbgrader's `post_convert_hook` while `--serve` autogrades: announce the finished student."""
+    if _instructor_hook is not None:
+        _instructor_hook(assignment=assignment, student=student, notebooks=notebooks)
+    # nbgrader passes its student glob ('*'); the student is in the submitted notebooks' path
+    pattern = _coursedir.format_path(_coursedir.submitted_directory, "(?P<student>.*)", "(?P<assignment>.*)",
+                                     escape=True)
+    match = re.match(pattern + re.escape(os.path.sep), notebooks[0]) if notebooks else None
+    if match:
+        _say({"graded": match.group("student")})
+
+
+def _resolve(hook: Any) -> Any:
+    if isinstance(hook, str):
+        module, name = hook.rsplit(".", 1)
+        return getattr(importlib.import_module(module), name)
+    return hook
+
+
+def run(argv: list[str]) -> int:
+    """Run one nbgrader command in this process; its exit status."""
+    global _instructor_hook, _coursedir
+    from jupyter_core.application import NoStart
+    from nbgrader.apps.autogradeapp import AutogradeApp
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+
+    app = NbGraderApp.instance()
+    try:
+        app.initialize(argv)
+        if _messages is not None and isinstance(app.subapp, AutogradeApp):
+            config = app.subapp.config
+            _instructor_hook = _resolve(config.Autograde.get("post_convert_hook")
+                                        or config.BaseConverter.get("post_convert_hook"))
+            config.Autograde.post_convert_hook = graded  # read when autograde makes its converter
+            _coursedir = app.subapp.coursedir
+        app.start()
+        return 0
+    except NoStart:  # how jupyter apps say that their subcommand has run
+        return 0
+    except SystemExit as stop:
+        code = stop.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except Exception:
+        traceback.print_exc()
+        return 1
+    finally:
+        _instructor_hook = _coursedir = None
+        if app.subapp is not None:
+            type(app.subapp).clear_instance()
+        NbGraderApp.clear_instance()
+
+
+def serve() -> int:
+    global _messages
+    _messages = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever nbgrader prints goes to stderr
+    sys.stdout = sys.stderr
+    # the imports are the point: what the commands will need, loaded before the first one
+    import nbgrader.apps.autogradeapp
+    import nbgrader.apps.generateassignmentapp
+    import nbgrader.apps.nbgraderapp
+    import nbgrader.converters.autograde  # noqa: F401
+
+    import coursekit.bounds
+    import coursekit.restore  # noqa: F401
+
+    for line in sys.stdin:
+        if line.strip():
+            _say({"rc": run(json.loads(line))})
+    return 0
+
+
+def main() -> int:
+    skip_rfc3987_grammar()
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
+    from nbgrader.apps.nbgraderapp import main as nbgrader_main
+
+    sys.argv[0] = "nbgrader"
+    nbgrader_main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
