@@ -41,6 +41,23 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session")
+def run_shared(tmp_path_factory) -> Path:
+    """A folder that every xdist worker of this test run sees, and no other run."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+def publish(src: Path, dest: Path) -> None:
+    """Copy `src` to `dest` so that a reader in another process sees all of it or nothing."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    shutil.copy(src, part)
+    os.replace(part, dest)
+
+
 def copy_course(dest: Path) -> Path:
     """A throwaway course: config, solutions and lessons, and an empty gradebook."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -50,6 +67,9 @@ def copy_course(dest: Path) -> Path:
     return dest
 
 
+SITE_TEST = "test_site_has_every_lesson_page_with_its_figures_and_no_solutions"
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Longest tests first, so the minutes-long autograde runs start early. With xdist's default
     `--dist load` a worker that finished its share sat idle for ~20 min while the other worked through
@@ -57,6 +77,8 @@ def pytest_collection_modifyitems(session, config, items):
     def rank(item) -> int:
         if item.originalname == "test_autograde_solution_untouched_and_planted":
             return 0
+        if item.originalname == SITE_TEST:  # after the autograde runs whose executed solutions it reuses
+            return 3
         return 1 if item.get_closest_marker("slow") else 2
 
     items.sort(key=rank)  # stable: keeps file order within a rank

@@ -16,7 +16,7 @@ import sys
 
 import nbformat
 import pytest
-from conftest import ROOT, copy_course
+from conftest import ROOT, copy_course, publish
 from nbtools import answer_ids, make_submission, solution_sources, graded_cells, grade_cell_for
 from planted import WRONG
 
@@ -72,7 +72,7 @@ def test_notebooks_are_committed_clean(lesson):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson,framework", CASES)
-def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path):
+def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path, run_shared):
     course = copy_course(tmp_path / "course")
     name = f"{FRAMEWORKS[framework]}.ipynb"
     release = course / "lessons" / lesson / name
@@ -114,7 +114,10 @@ def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path):
             expected = {gid: (0.0 if gid in lost else p) for gid, p in points.items()}
         got = {gid: score for gid, (score, _) in grades.items()}
         assert got == expected, f"{lesson}/{framework} {student}: scores {got}, expected {expected}"
-    check_runs_cleanly(course / "autograded" / "solution" / lesson / name)
+    solved_run = course / "autograded" / "solution" / lesson / name
+    check_runs_cleanly(solved_run)
+    # test_site builds its pages from this run instead of executing the instructor notebook again
+    publish(solved_run, run_shared / "executed-solutions" / lesson / name)
 
 
 def check_runs_cleanly(executed_nb) -> None:

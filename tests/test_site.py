@@ -2,8 +2,12 @@
 framework, with the figures of the executed run, and no page shows a solution, a hidden test or a
 traceback.
 
-One test on purpose: the build executes all 16 notebooks, and pytest-xdist would build it once per
-worker if the checks were split over several tests sharing a fixture.
+One test on purpose: the build executes up to 16 notebooks, and pytest-xdist would build it once per
+worker if the checks were split over several tests sharing a fixture. The solutions that
+test_pipeline's autograde already ran in this test run (an autograded solution holds the same
+cells and outputs) are put in the site's own cache of executions, so the build reuses them
+rather than running them again; lesson 01's PyTorch notebook is always left for the build to
+execute, so its execution path is tested in every run.
 """
 
 from __future__ import annotations
@@ -121,15 +125,41 @@ def hidden_lines(solution: Path, student: Path) -> list[str]:
     return out
 
 
+def seed_executions(out: Path, shared: Path) -> int:
+    """Put this run's autograded solutions (from test_pipeline) in the site's execution cache,
+    stamped with the key the build checks; all but lesson 01's PyTorch notebook. How many."""
+    from coursekit.notebooks import Course
+    from coursekit.site import Page, execution_key
+
+    seeded = 0
+    for lesson in LESSONS:
+        for nb in NOTEBOOKS:
+            run = shared / "executed-solutions" / lesson / f"{nb}.ipynb"
+            if (lesson, nb) == (LESSONS[0], "pytorch") or not run.is_file():
+                continue
+            executed = nbformat.read(run, as_version=4)
+            executed.metadata["coursekit_site"] = {"key": execution_key(Course(ROOT), Page(lesson, nb))}
+            (out / "executed" / lesson).mkdir(parents=True, exist_ok=True)
+            nbformat.write(executed, out / "executed" / lesson / f"{nb}.ipynb")
+            seeded += 1
+    return seeded
+
+
 @pytest.mark.slow
-def test_site_has_every_lesson_page_with_its_figures_and_no_solutions(tmp_path):
+def test_site_has_every_lesson_page_with_its_figures_and_no_solutions(tmp_path, run_shared):
     out = tmp_path / "site"
+    seeded = seed_executions(out, run_shared)
     started = time.monotonic()
     proc = subprocess.run([*readme_site_command(), "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                           timeout=1800)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    print(f"coursekit site took {elapsed:.0f} s\n{proc.stdout}")
+    print(f"coursekit site took {elapsed:.0f} s ({seeded} executions reused from test_pipeline)\n{proc.stdout}")
+    if seeded:
+        assert f"site: reusing {seeded} up-to-date execution(s)" in proc.stdout, proc.stdout
+    executed_here = len(LESSONS) * len(NOTEBOOKS) - seeded
+    assert f"site: executing {executed_here} notebook(s)" in proc.stdout, proc.stdout
+    assert f"site: executed {LESSONS[0]}/pytorch in" in proc.stdout, proc.stdout
     site = out / "html"
     index = site / "index.html"
     assert index.is_file(), f"no landing page; {sorted(p.name for p in site.iterdir())}"
