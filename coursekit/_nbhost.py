@@ -8,7 +8,8 @@ coursekit drives nbgrader through this module instead of `python -m nbgrader`:
   nbgrader arguments, and answers each with `{"rc": N}` on stdout. While an `autograde` runs,
   every student whose notebooks are graded is announced at once with `{"graded": "S"}`, so
   `coursekit grade` can record that student while the next one executes. Anything nbgrader
-  itself prints goes to stderr, which keeps stdout for these messages.
+  itself prints goes to stderr, which keeps stdout for these messages. `Host` is the caller's
+  side (`coursekit grade`, `coursekit build`).
 
 Both skip one import: jsonschema builds an RFC 3987 grammar when `rfc3987_syntax` is installed,
 1.1 s of the 2.2 s it takes to import nbgrader, for format checks nbformat never asks for.
@@ -19,9 +20,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import queue
 import re
+import subprocess
 import sys
+import threading
 import traceback
+from collections import deque
+from pathlib import Path
 from typing import Any, TextIO
 
 _messages: TextIO | None = None  # where `--serve` answers (the original stdout)
@@ -111,6 +117,69 @@ def serve() -> int:
         if line.strip():
             _say({"rc": run(json.loads(line))})
     return 0
+
+
+class Host:
+    """The caller's side of a `coursekit._nbhost --serve` process in the course folder `root`, run
+    with the environment `env`: commands go in with a tag, and its messages (`{"rc"}` answers,
+    `{"graded"}` announcements, `{"exit"}` when it ends) arrive on `events` as (host, message).
+    `answered` pairs an `{"rc"}` with the tag of its command."""
+
+    def __init__(self, root: Path, events: queue.Queue, env: dict) -> None:
+        self.root = root
+        self.events = events
+        self.proc = subprocess.Popen([sys.executable, "-m", "coursekit._nbhost", "--serve"], cwd=root, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.tags: deque = deque()
+        self._stderr: list[str] = []
+        self._stderr_reader = threading.Thread(target=self._stderr.extend, args=(self.proc.stderr,), daemon=True)
+        self._stderr_reader.start()
+        threading.Thread(target=self._read_messages, args=(events,), daemon=True).start()
+
+    def _read_messages(self, events: queue.Queue) -> None:
+        for line in self.proc.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            events.put((self, message))
+        events.put((self, {"exit": self.proc.wait()}))
+
+    def answered(self, message: dict):
+        """The tag of the command `message` answers (None for other messages); call once per message."""
+        return self.tags.popleft() if "rc" in message and self.tags else None
+
+    def log(self) -> str:
+        """What the process has logged so far."""
+        return "".join(self._stderr)
+
+    def next_answer(self):
+        """Wait for the next answer when this host has `events` to itself: (tag, rc); rc is None
+        if the process ended instead."""
+        while True:
+            _, message = self.events.get()
+            if "exit" in message:
+                return (self.tags.popleft() if self.tags else None), None
+            if "rc" in message:
+                return self.answered(message), message["rc"]
+
+    def send(self, tag, *argv: str) -> None:
+        self.tags.append(tag)
+        self.proc.stdin.write(json.dumps(list(argv)) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self, timeout: float = 60) -> str:
+        """End the process (after the commands sent, within `timeout` s; 0: kill it now) and return
+        everything it logged."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr_reader.join(timeout=10)
+        return self.log()
 
 
 def main() -> int:

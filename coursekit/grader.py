@@ -20,18 +20,15 @@ On 2 cores, 20 submissions: bench/grade_parallel.py.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._nbhost import Host
 from .notebooks import (
     DB_ENV_VAR,
     FRAMEWORK_NOTEBOOKS,
@@ -95,60 +92,7 @@ def already_graded(course: Course, lesson: str) -> set[str]:
     return done
 
 
-# ---------------------------------------------------------------- nbgrader processes
-class _Host:
-    """A `coursekit._nbhost --serve` process in `root`: commands go in with a tag, and its messages
-    (`{"rc"}` answers, `{"graded"}` announcements, `{"exit"}` when it ends) arrive on `events` as
-    (host, message). `answered` pairs an `{"rc"}` with the tag of its command."""
-
-    def __init__(self, root: Path, events: queue.Queue, env: dict | None = None) -> None:
-        self.root = root
-        self.proc = subprocess.Popen([sys.executable, "-m", "coursekit._nbhost", "--serve"], cwd=root,
-                                     env=nbgrader_env(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.tags: deque = deque()
-        self._stderr: list[str] = []
-        self._stderr_reader = threading.Thread(target=self._stderr.extend, args=(self.proc.stderr,), daemon=True)
-        self._stderr_reader.start()
-        threading.Thread(target=self._read_messages, args=(events,), daemon=True).start()
-
-    def _read_messages(self, events: queue.Queue) -> None:
-        for line in self.proc.stdout:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            events.put((self, message))
-        events.put((self, {"exit": self.proc.wait()}))
-
-    def answered(self, message: dict):
-        """The tag of the command `message` answers (None for other messages); call once per message."""
-        return self.tags.popleft() if "rc" in message and self.tags else None
-
-    def log(self) -> str:
-        """What the process has logged so far."""
-        return "".join(self._stderr)
-
-    def send(self, tag, *argv: str) -> None:
-        self.tags.append(tag)
-        self.proc.stdin.write(json.dumps(list(argv)) + "\n")
-        self.proc.stdin.flush()
-
-    def close(self, timeout: float = 60) -> str:
-        """End the process (after the commands sent, within `timeout` s; 0: kill it now) and return
-        everything it logged."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=timeout)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        self._stderr_reader.join(timeout=10)
-        return self.log()
-
-
-def _register(host: _Host, lesson: str, framework: str | None, release: Path) -> None:
+def _register(host: Host, lesson: str, framework: str | None, release: Path) -> None:
     """Put the lesson's notebooks, cells and points in the host's gradebook (nbgrader needs them to
     autograde), releasing into `release`, never into lessons/."""
     host.send("register", "generate_assignment", lesson, "--force", f"--CourseDirectory.release_directory={release}",
@@ -186,7 +130,7 @@ def grade_serial(course: Course, lesson: str, students: list[str], framework: st
     if any("," in s for s in others):
         raise CourseError(f"student ids may not contain commas (nbgrader lists them comma-separated): {others}")
     with tempfile.TemporaryDirectory(prefix="coursekit-release-") as release:
-        host = _Host(course.root, events)
+        host = Host(course.root, events, nbgrader_env())
         try:
             _register(host, lesson, framework, Path(release))
             if students:
@@ -244,14 +188,14 @@ def grade_parallel(course: Course, lesson: str, students: list[str], framework: 
     with tempfile.TemporaryDirectory(prefix="coursekit-grade-") as tmp:
         scratch = Path(tmp)
         events: queue.Queue = queue.Queue()
-        recorder = _Host(course.root, events)
-        workers: dict[_Host, list[str]] = {}
+        recorder = Host(course.root, events, nbgrader_env())
+        workers: dict[Host, list[str]] = {}
         try:
             for batch in _batches(students, jobs):
                 private = _private_course(course, lesson, batch, scratch / "workers" / batch[0])
                 # never the shared gradebook: each worker writes a private SQLite file
                 env = {**thread_env(jobs), DB_ENV_VAR: f"sqlite:///{private.root / 'gradebook.db'}"}
-                workers[_Host(private.root, events, env)] = batch
+                workers[Host(private.root, events, nbgrader_env(env))] = batch
             _register(recorder, lesson, framework, scratch / "release")
             if not course.uses_sqlite:  # no file to snapshot: each worker registers the lesson itself
                 for worker in workers:
@@ -264,7 +208,7 @@ def grade_parallel(course: Course, lesson: str, students: list[str], framework: 
                 host.close(timeout=0)
 
 
-def _autograde_batch(worker: _Host, lesson: str, framework: str | None) -> None:
+def _autograde_batch(worker: Host, lesson: str, framework: str | None) -> None:
     # The grades a worker would save go to its private gradebook, which is thrown away: the recorder
     # saves them (and any late penalty) in the shared one. Skipping them saves ~0.1 s a student.
     worker.send("autograde", "autograde", lesson, "--force", f"--CourseDirectory.notebook_id={_notebook_id(framework)}",
@@ -272,7 +216,7 @@ def _autograde_batch(worker: _Host, lesson: str, framework: str | None) -> None:
 
 
 def _run_class(course: Course, lesson: str, students: list[str], framework: str | None, progress, staging: Path,
-               events: queue.Queue, recorder: _Host, workers: dict[_Host, list[str]]) -> list[GradeOutcome]:
+               events: queue.Queue, recorder: Host, workers: dict[Host, list[str]]) -> list[GradeOutcome]:
     """React to the processes' messages until every student is recorded or has failed."""
     outcomes: dict[str, GradeOutcome] = {}
     running = set(workers)

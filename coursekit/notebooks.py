@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -193,44 +194,50 @@ def _nbgrader_error(proc) -> str:
     return log_error(proc.stderr + proc.stdout) or f"exit code {proc.returncode}"
 
 
-def generate(course: Course, lesson: str, framework: str | None = None) -> dict[str, str]:
-    """Student versions of `lesson`'s notebooks, cleaned, as {relative path: text}.
+def generate(course: Course, lessons: list[str], framework: str | None = None) -> dict[str, dict[str, str]]:
+    """Student versions of the `lessons`' notebooks, cleaned: {lesson: {relative path: text}}.
 
-    Runs `nbgrader generate_assignment` into a temporary release directory without the gradebook,
-    so neither lessons/ nor the instructor's gradebook is touched. Other files in the lesson folder
-    are included as nbgrader copies them.
+    Runs `nbgrader generate_assignment` for each lesson (all in one nbgrader process) into a
+    temporary release directory without the gradebook, so neither lessons/ nor the instructor's
+    gradebook is touched. Other files in a lesson folder are included as nbgrader copies them.
     """
-    lesson = course.lesson(lesson)
-    sources = course.notebooks(lesson, framework)
-    if not sources:
-        raise CourseError(f"lesson {lesson} has no notebooks for framework {framework or 'any'}")
-    for src in sources:  # fail early with one line, before nbgrader prints a traceback
-        read_notebook(src)
+    from ._nbhost import Host
+
+    lessons = [course.lesson(name) for name in lessons]
+    for lesson in lessons:
+        sources = course.notebooks(lesson, framework)
+        if not sources:
+            raise CourseError(f"lesson {lesson} has no notebooks for framework {framework or 'any'}")
+        for src in sources:  # fail early with one line, before nbgrader prints a traceback
+            read_notebook(src)
     notebook_id = FRAMEWORK_NOTEBOOKS[framework] if framework else "*"
+    out: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="coursekit-build-") as tmp:
         release = Path(tmp) / "release"
-        proc = nbgrader(
-            course,
-            "generate_assignment",
-            lesson,
-            "--force",
-            "--no-db",
-            f"--CourseDirectory.release_directory={release}",
-            f"--CourseDirectory.notebook_id={notebook_id}",
-        )
-        if proc.returncode != 0:
-            raise CourseError(f"nbgrader could not generate {lesson}: {_nbgrader_error(proc)}")
-        out: dict[str, str] = {}
-        base = release / lesson
-        for path in sorted(base.rglob("*")):
-            if not path.is_file():
-                continue
-            rel = path.relative_to(base).as_posix()
-            if path.suffix == ".ipynb" and path.parent == base:
-                out[rel] = notebook_text(clean_notebook(read_notebook(path)))
-            else:
-                out[rel] = path.read_bytes().decode("utf-8", errors="surrogateescape")
-        return out
+        host = Host(course.root, queue.Queue(), nbgrader_env())
+        try:
+            for lesson in lessons:
+                host.send(lesson, "generate_assignment", lesson, "--force", "--no-db",
+                          f"--CourseDirectory.release_directory={release}", f"--CourseDirectory.notebook_id={notebook_id}")
+            for _ in lessons:
+                lesson, rc = host.next_answer()
+                if rc != 0:
+                    raise CourseError(f"nbgrader could not generate {lesson}: {log_error(host.close(timeout=0))}")
+        finally:
+            host.close(timeout=0)
+        for lesson in lessons:
+            files: dict[str, str] = {}
+            base = release / lesson
+            for path in sorted(base.rglob("*")):
+                if not path.is_file():
+                    continue
+                rel = path.relative_to(base).as_posix()
+                if path.suffix == ".ipynb" and path.parent == base:
+                    files[rel] = notebook_text(clean_notebook(read_notebook(path)))
+                else:
+                    files[rel] = path.read_bytes().decode("utf-8", errors="surrogateescape")
+            out[lesson] = files
+    return out
 
 
 def build(course: Course, lessons: list[str] | None = None, check: bool = False) -> list[str]:
@@ -240,8 +247,7 @@ def build(course: Course, lessons: list[str] | None = None, check: bool = False)
     if not names:
         raise CourseError(f"no lessons found in {course.solutions}")
     changed: list[str] = []
-    for name in names:
-        files = generate(course, name)
+    for name, files in generate(course, names).items():
         dest = course.lessons_dir / name
         existing = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()} if dest.is_dir() else set()
         for rel, text in files.items():
