@@ -19,12 +19,13 @@ import importlib
 import importlib.metadata as md
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
 import threading
 
-from ._nbhost import skip_rfc3987_grammar
+from ._nbhost import Host, skip_rfc3987_grammar
 from .grader import already_graded, grade_parallel, grade_serial, progress_bar
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
@@ -34,7 +35,9 @@ from .notebooks import (
     build,
     check_framework,
     find_course,
+    log_error,
     nbgrader,
+    nbgrader_env,
 )
 
 
@@ -260,12 +263,19 @@ def cmd_feedback(args) -> int:
         raise CourseError(f"no graded submission of {lesson} for student(s) {', '.join(missing)}; "
                           f"graded: {', '.join(graded)}")
     made = []
-    for student in students:
-        # nbgrader's own feedback; nbgrader_config.py adds ClearHiddenTests so hidden tests stay hidden.
-        proc = nbgrader(course, "generate_feedback", lesson, f"--student={student}", "--force")
-        if proc.returncode != 0:
-            raise CourseError(f"feedback for {student} failed: {_nbgrader_error(proc)}")
-        made += sorted((course.root / "feedback" / student / lesson).glob("*.html"))
+    # nbgrader's own feedback, every student in one nbgrader process; nbgrader_config.py adds
+    # ClearHiddenTests so hidden tests stay hidden.
+    host = Host(course.root, queue.Queue(), nbgrader_env())
+    try:
+        for student in students:
+            host.send(student, "generate_feedback", lesson, f"--student={student}", "--force")
+        for _ in students:
+            student, rc = host.next_answer()
+            if rc != 0:
+                raise CourseError(f"feedback for {student} failed: {log_error(host.close(timeout=0))}")
+            made += sorted((course.root / "feedback" / student / lesson).glob("*.html"))
+    finally:
+        host.close(timeout=0)
     for path in made:
         print(path.relative_to(course.root))
     return 0
