@@ -110,3 +110,66 @@ def capstone_data(layout: str, n: int = 1024, seed: int = 0) -> tuple[TwoBranchD
     4 classes and branch B at ``RAW_SCALE`` times A's std, shifted by ``RAW_SHIFT``; split 75/25."""
     data = make_two_branch(n=n, scale=RAW_SCALE, shift=RAW_SHIFT, n_classes=4, layout=layout, seed=seed)
     return data.split(0.25, seed=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Pipelines: the bodies of both halves' build_pipeline / train_and_report / run_pipeline. `api` is
+# the framework's capstone module: capstone_data, capstone_net, fixed_fusion (the reference fusion
+# fix, a new layer each call), init_model, fit, predict, is_collapsed and run_size.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pipeline:
+    """A capstone pipeline ready to train: `train`/`test` data, the `model`, the `lr` and
+    `optimizer` to train it with, and the `fixes` applied (none: the broken setup)."""
+
+    train: TwoBranchData
+    test: TwoBranchData
+    model: Any
+    lr: float = BROKEN_LR
+    optimizer: str = OPTIMIZER
+    fixes: tuple[str, ...] = ()
+
+
+def build_pipeline_with(api: Any, fixes: Sequence[str], *, seed: int, n: int | None, lr: float | None,
+                        init: Any, optimizer: str) -> Pipeline:
+    from .seeding import seed_everything
+
+    fixes = _check_fixes(fixes)
+    train, test = api.capstone_data(api.run_size().n_train if n is None else int(n))
+    if "input" in fixes:
+        train, test = _standardize(train, test)
+    seed_everything(seed)
+    model = api.capstone_net(api.fixed_fusion() if "fusion" in fixes else None)
+    if init is None:
+        init = dict(scheme="he_normal") if "init" in fixes else dict(scheme="normal", std=BROKEN_INIT_STD)
+    elif isinstance(init, str):
+        init = dict(scheme=init)
+    if callable(init):
+        init(model)
+    elif init.get("scheme") != "default":
+        api.init_model(model, **init, seed=seed)
+    if lr is None:
+        lr = FIXED_LR if "lr" in fixes else BROKEN_LR
+    return Pipeline(train, test, model, float(lr), optimizer, fixes)
+
+
+def train_and_report_with(api: Any, model: Any, train: TwoBranchData, test: TwoBranchData, *, lr: float,
+                          optimizer: str, epochs: int | None, batch_size: int, seed: int, label: str,
+                          progress: bool) -> CapstoneRun:
+    epochs = api.run_size().epochs if epochs is None else int(epochs)
+    history = api.fit(model, (train.inputs, train.y), (test.inputs, test.y), epochs=epochs, optimizer=optimizer,
+                      lr=lr, batch_size=batch_size, seed=seed, progress=progress)
+    return _make_run(label, history, api.predict(model, test.inputs), test.y, api.is_collapsed(model, test.inputs),
+                     model, dict(lr=lr, optimizer=optimizer))
+
+
+def run_pipeline_with(api: Any, fixes: Sequence[str], *, seed: int, n: int | None, epochs: int | None,
+                      lr: float | None, init: Any, optimizer: str, label: str | None, progress: bool) -> CapstoneRun:
+    p = api.build_pipeline(fixes, seed=seed, n=n, lr=lr, init=init, optimizer=optimizer)
+    label = label or ("fixed: " + ", ".join(p.fixes) if p.fixes else "broken")
+    run = api.train_and_report(p.model, p.train, p.test, lr=p.lr, optimizer=optimizer, epochs=epochs, seed=seed,
+                               label=label, progress=progress)
+    run.options.update(fixes=p.fixes, seed=seed)
+    return run

@@ -25,6 +25,7 @@ tiny array they do not.)
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -262,6 +263,40 @@ class DigitsRun:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def train_digits_with(api: Any, layout: str, train: tuple[Any, Any], test: tuple[Any, Any], *, augment: Any,
+                      per_sample: bool, label: str, epochs: int, optimizer: str, lr: float, batch_size: int,
+                      width: int, seed: int, validate: bool, progress: bool) -> DigitsRun:
+    """The body of both halves' `train_digits`: `api` is the framework's augment module
+    (small_cnn, with_augmentation, fit, evaluate, is_collapsed); `layout` is 'NCHW' or 'NHWC'."""
+    from .seeding import seed_everything
+
+    x_train, y_train = train
+    x_test, y_test = test
+    seed_everything(seed)
+    shape = tuple(np.shape(x_train))
+    channels, size = (shape[1], shape[2]) if layout == "NCHW" else (shape[3], shape[1])
+    net = api.small_cnn(in_channels=channels, n_classes=int(np.max(y_train)) + 1, width=width, image_size=size,
+                        seed=seed)
+    model = api.with_augmentation(net, augment, per_sample) if augment is not None else net
+    start = time.perf_counter()
+    val = (x_test, y_test) if validate else None
+    history = api.fit(model, (x_train, y_train), val, epochs=epochs, optimizer=optimizer, lr=lr,
+                      batch_size=batch_size, seed=seed, progress=progress)
+    seconds = time.perf_counter() - start
+    train_scores = api.evaluate(model, x_train, y_train)
+    test_scores = api.evaluate(model, x_test, y_test)
+    return DigitsRun(
+        label=label or ("augmented" if augment is not None else "plain"),
+        history=history,
+        train_accuracy=train_scores["accuracy"],
+        test_accuracy=test_scores["accuracy"],
+        test_loss=test_scores["loss"],
+        collapsed=api.is_collapsed(model, x_test, y=y_test),
+        seconds=seconds,
+        extra={"model": model},
+    )
 
 
 def plot_gap(runs: Any, title: str = "train vs test accuracy", extra: dict | None = None):

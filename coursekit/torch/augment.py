@@ -16,19 +16,17 @@ TensorFlow or Keras.
 
 from __future__ import annotations
 
-import time
+import sys
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..preprocess import DigitsRun
-from ..seeding import seed_everything
-from .diagnostics import is_collapsed
+from ..preprocess import DigitsRun, train_digits_with
+from .diagnostics import is_collapsed  # noqa: F401  (used through this module by train_digits_with)
 from .init import init_model
-from .train import evaluate, fit
+from .train import evaluate, fit  # noqa: F401
 
 __all__ = ["TrainOnly", "small_cnn", "train_digits", "with_augmentation"]
 
@@ -109,27 +107,6 @@ def train_digits(
     evaluation (the history then holds training metrics only; the final scores are computed
     anyway), which makes many short epochs cheaper.
     """
-    x_train, y_train = train
-    x_test, y_test = test
-    seed_everything(seed)
-    shape = tuple(np.shape(x_train))
-    net = small_cnn(in_channels=shape[1], n_classes=int(np.max(y_train)) + 1, width=width,
-                    image_size=shape[2], seed=seed)
-    model = with_augmentation(net, augment, per_sample) if augment is not None else net
-    start = time.perf_counter()
-    val = (x_test, y_test) if validate else None
-    history = fit(model, (x_train, y_train), val, epochs=epochs, optimizer=optimizer, lr=lr,
-                  batch_size=batch_size, seed=seed, progress=progress)
-    seconds = time.perf_counter() - start
-    train_scores = evaluate(model, x_train, y_train)
-    test_scores = evaluate(model, x_test, y_test)
-    return DigitsRun(
-        label=label or ("augmented" if augment is not None else "plain"),
-        history=history,
-        train_accuracy=train_scores["accuracy"],
-        test_accuracy=test_scores["accuracy"],
-        test_loss=test_scores["loss"],
-        collapsed=is_collapsed(model, x_test, y=y_test),
-        seconds=seconds,
-        extra={"model": model},
-    )
+    return train_digits_with(sys.modules[__name__], "NCHW", train, test, augment=augment, per_sample=per_sample,
+                             label=label, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                             width=width, seed=seed, validate=validate, progress=progress)

@@ -19,7 +19,7 @@ privately, so the lesson's experiments never depend on the student's answers);
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
 from typing import Any, Sequence
 
 import torch
@@ -34,18 +34,20 @@ from ..capstone import (  # noqa: F401  (re-exported: the lesson uses them throu
     RAW_SCALE,
     RAW_SHIFT,
     CapstoneRun,
+    Pipeline,
     RunList,
-    _check_fixes,
-    _make_run,
-    _standardize,
+    build_pipeline_with,
+    run_pipeline_with,
+    train_and_report_with,
 )
 from ..capstone import capstone_data as _capstone_data
 from ..data import TwoBranchData
-from ..seeding import seed_everything
-from .device import run_size
-from .diagnostics import is_collapsed
-from .init import init_model
-from .train import fit, predict
+from .device import run_size  # noqa: F401  (this and the next three: called through _this)
+from .diagnostics import is_collapsed  # noqa: F401
+from .init import init_model  # noqa: F401
+from .train import fit, predict  # noqa: F401
+
+_this = sys.modules[__name__]  # what the neutral pipeline bodies call back into
 
 __all__ = [
     "BROKEN_INIT_STD",
@@ -157,25 +159,9 @@ def capstone_net(fusion: nn.Module | None = None, width: int = 8, n_classes: int
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Pipeline:
-    """A capstone pipeline ready to train: `train`/`test` data, the `model`, the `lr` and
-    `optimizer` to train it with, and the `fixes` applied (none: the broken setup)."""
-
-    train: TwoBranchData
-    test: TwoBranchData
-    model: Any
-    lr: float = BROKEN_LR
-    optimizer: str = OPTIMIZER
-    fixes: tuple[str, ...] = ()
-
-
-def _epochs(epochs: int | None) -> int:
-    return run_size().epochs if epochs is None else int(epochs)
-
-
-def _n(n: int | None) -> int:
-    return run_size().n_train if n is None else int(n)
+def fixed_fusion():
+    """The reference fusion fix as a new layer (what build_pipeline's 'fusion' fix puts in)."""
+    return _GatedNormConcat(8)
 
 
 def train_and_report(model: nn.Module, train: TwoBranchData, test: TwoBranchData, *, lr: float,
@@ -184,10 +170,8 @@ def train_and_report(model: nn.Module, train: TwoBranchData, test: TwoBranchData
     """Train `model` on `train` with coursekit's `fit` (`optimizer`, `lr`; epochs from `run_size`
     unless given), then report test accuracy and `is_collapsed` on the test inputs. `progress`
     shows fit's bar over the epochs."""
-    history = fit(model, (train.inputs, train.y), (test.inputs, test.y), epochs=_epochs(epochs),
-                  optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
-    return _make_run(label, history, predict(model, test.inputs), test.y, is_collapsed(model, test.inputs),
-                     model, dict(lr=lr, optimizer=optimizer))
+    return train_and_report_with(_this, model, train, test, lr=lr, optimizer=optimizer, epochs=epochs,
+                                 batch_size=batch_size, seed=seed, label=label, progress=progress)
 
 
 def build_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = None, lr: float | None = None,
@@ -201,23 +185,7 @@ def build_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = 
     (torch's own init) or a function that initializes the model in place. `n` samples (default:
     the run size's), split 75/25; `seed` seeds the model.
     """
-    fixes = _check_fixes(fixes)
-    train, test = capstone_data(_n(n))
-    if "input" in fixes:
-        train, test = _standardize(train, test)
-    seed_everything(seed)
-    model = capstone_net(_GatedNormConcat(8) if "fusion" in fixes else None)
-    if init is None:
-        init = dict(scheme="he_normal") if "init" in fixes else dict(scheme="normal", std=BROKEN_INIT_STD)
-    elif isinstance(init, str):
-        init = dict(scheme=init)
-    if callable(init):
-        init(model)
-    elif init.get("scheme") != "default":
-        init_model(model, **init, seed=seed)
-    if lr is None:
-        lr = FIXED_LR if "lr" in fixes else BROKEN_LR
-    return Pipeline(train, test, model, float(lr), optimizer, fixes)
+    return build_pipeline_with(_this, fixes, seed=seed, n=n, lr=lr, init=init, optimizer=optimizer)
 
 
 def broken_setup(n: int | None = None, seed: int = 0) -> Pipeline:
@@ -231,9 +199,5 @@ def run_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = No
                  label: str | None = None, progress: bool = False) -> CapstoneRun:
     """`build_pipeline(fixes, ...)` and train it with `train_and_report`; the label defaults to the
     fixes applied ('broken' for none). `progress` shows fit's bar over the epochs."""
-    p = build_pipeline(fixes, seed=seed, n=n, lr=lr, init=init, optimizer=optimizer)
-    label = label or ("fixed: " + ", ".join(p.fixes) if p.fixes else "broken")
-    run = train_and_report(p.model, p.train, p.test, lr=p.lr, optimizer=optimizer, epochs=epochs, seed=seed,
-                           label=label, progress=progress)
-    run.options.update(fixes=p.fixes, seed=seed)
-    return run
+    return run_pipeline_with(_this, fixes, seed=seed, n=n, epochs=epochs, lr=lr, init=init, optimizer=optimizer,
+                             label=label, progress=progress)
