@@ -348,3 +348,57 @@ def target_tip(method: str, src_hw: tuple[int, int], dst_hw: tuple[int, int], al
             "or pick a pooling method."
         )
     return ""
+
+
+def known_spatial_dims(shape: Sequence[int | None], data_format: str, where: str) -> tuple[int, int]:
+    """`spatial_dims`, refusing the unknown (None) height or width of a symbolic Keras input,
+    since a resize cannot be planned without it."""
+    hw = spatial_dims(shape, data_format)
+    if None in hw:
+        raise ShapeMismatchError(
+            f"{where} needs a known height and width to plan the resize; received shape {tuple(shape)} "
+            f"({data_format}). Fix: give the model input a concrete spatial size, e.g. "
+            "keras.Input(shape=(32, 32, 3)) instead of shape=(None, None, 3)."
+        )
+    return hw
+
+
+def shape_note(x) -> str:
+    """' of shape (...) (a single tensor: wrap it in a list)' for a tensor passed where a list was
+    expected; empty for anything without a shape."""
+    shape = getattr(x, "shape", None)
+    return f" of shape {tuple(shape)} (a single tensor: wrap it in a list)" if shape is not None else ""
+
+
+def align_and_concat_with(api, maps, method: str, target, data_format: str, add_batch: str):
+    """The body of both halves' `align_and_concat`: `api` is the framework's align module
+    (providing `_as_tensor`, `align_spatial` and `concat`), `data_format` already checked."""
+    if not isinstance(maps, (list, tuple)) or len(maps) == 0:
+        received = f"an empty {type(maps).__name__}" if isinstance(maps, (list, tuple)) else \
+            f"a {type(maps).__name__}{shape_note(maps)}"
+        raise TypeError(
+            "align_and_concat expects a non-empty list or tuple of feature maps, e.g. "
+            f"align_and_concat([a, b]); received {received}."
+        )
+    maps = [api._as_tensor(m) for m in maps]
+    target = target_index(target, len(maps))
+    all_hw = []
+    for i, m in enumerate(maps):
+        try:
+            require_rank4(tuple(m.shape), data_format, "align_and_concat", add_batch)
+            all_hw.append(known_spatial_dims(tuple(m.shape), data_format, "align_and_concat"))
+        except ShapeMismatchError as err:
+            raise ShapeMismatchError(f"map {i}{' (the target)' if i == target else ''}: {err}") from err
+    dst = all_hw[target]
+    check_spatial_plan(dst, dst, method)  # rejects an unknown method once, up front
+    aligned = []
+    for i, (m, src) in enumerate(zip(maps, all_hw)):
+        try:
+            aligned.append(api.align_spatial(m, dst, method, data_format))
+        except ShapeMismatchError as err:
+            raise ShapeMismatchError(
+                f"map {i} (shape {tuple(m.shape)}, {src[0]}x{src[1]}) cannot be brought to the "
+                f"{dst[0]}x{dst[1]} of map {target} with method {method!r}: {err}"
+                + target_tip(method, src, dst, all_hw)
+            ) from err
+    return api.concat(aligned, axis=None, data_format=data_format)

@@ -9,6 +9,7 @@ KerasTensors of a functional model. This module must never import PyTorch.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
 # Before the first keras import: the backend is fixed at import time, and TF's C++ start-up
@@ -77,7 +78,7 @@ def concat(maps: Sequence, axis: int | None = None, data_format: str | None = No
     if not isinstance(maps, (list, tuple)):
         raise TypeError(
             f"concat expects a list or tuple of tensors, e.g. concat([a, b]); received a "
-            f"{type(maps).__name__}{_shape_note(maps)}."
+            f"{type(maps).__name__}{_shapes.shape_note(maps)}."
         )
     maps = [_as_tensor(m) for m in maps]
     shape_list = [_shape(m) for m in maps]
@@ -107,7 +108,7 @@ def align_spatial(x, size: tuple[int, int], method: str, data_format: str | None
     x = _as_tensor(x)
     _shapes.require_rank4(_shape(x), fmt, "align_spatial", _ADD_BATCH)
     dst = _shapes.hw_pair(size, "size")
-    src = _known_spatial_dims(_shape(x), fmt, "align_spatial")
+    src = _shapes.known_spatial_dims(_shape(x), fmt, "align_spatial")
     _shapes.check_spatial_plan(src, dst, method)
     if src == dst:
         return x
@@ -137,17 +138,6 @@ def _pad_or_crop(x, src: tuple[int, int], dst: tuple[int, int], method: str, fmt
     hw = [[top, bottom], [left, right]]
     pads = [[0, 0], *hw, [0, 0]] if fmt == "NHWC" else [[0, 0], [0, 0], *hw]
     return ops.pad(x, pads, mode="constant", constant_values=0)
-
-
-def _known_spatial_dims(shape: tuple, fmt: str, where: str) -> tuple[int, int]:
-    hw = _shapes.spatial_dims(shape, fmt)
-    if None in hw:
-        raise ShapeMismatchError(
-            f"{where} needs a known height and width to plan the resize; received shape {shape} "
-            f"({fmt}). Fix: give the model input a concrete spatial size, e.g. "
-            "keras.Input(shape=(32, 32, 3)) instead of shape=(None, None, 3)."
-        )
-    return hw
 
 
 @keras.saving.register_keras_serializable(package="coursekit")
@@ -242,45 +232,4 @@ def align_and_concat(
 ):
     """Resize every map to the spatial size of ``maps[target]`` with `method`, then
     concatenate them along the channel axis."""
-    fmt = _layout(data_format)
-    if not isinstance(maps, (list, tuple)) or len(maps) == 0:
-        raise TypeError(
-            "align_and_concat expects a non-empty list or tuple of feature maps, e.g. "
-            f"align_and_concat([a, b]); received {_describe(maps)}."
-        )
-    maps = [_as_tensor(m) for m in maps]
-    target = _shapes.target_index(target, len(maps))
-    all_hw = [_map_spatial_dims(maps, i, target, fmt) for i in range(len(maps))]
-    dst = all_hw[target]
-    _shapes.check_spatial_plan(dst, dst, method)  # rejects an unknown method once, up front
-    aligned = []
-    for i, (m, src) in enumerate(zip(maps, all_hw)):
-        try:
-            aligned.append(align_spatial(m, dst, method, fmt))
-        except ShapeMismatchError as err:
-            raise ShapeMismatchError(
-                f"map {i} (shape {_shape(m)}, {src[0]}x{src[1]}) cannot be brought to the "
-                f"{dst[0]}x{dst[1]} of map {target} with method {method!r}: {err}"
-                + _shapes.target_tip(method, src, dst, all_hw)
-            ) from err
-    return concat(aligned, axis=None, data_format=fmt)
-
-
-def _map_spatial_dims(maps: list, i: int, target: int, fmt: str) -> tuple[int, int]:
-    role = " (the target)" if i == target else ""
-    try:
-        _shapes.require_rank4(_shape(maps[i]), fmt, "align_and_concat", _ADD_BATCH)
-        return _known_spatial_dims(_shape(maps[i]), fmt, "align_and_concat")
-    except ShapeMismatchError as err:
-        raise ShapeMismatchError(f"map {i}{role}: {err}") from err
-
-
-def _shape_note(x) -> str:
-    shape = getattr(x, "shape", None)
-    return f" of shape {tuple(shape)} (a single tensor: wrap it in a list)" if shape is not None else ""
-
-
-def _describe(x) -> str:
-    if isinstance(x, (list, tuple)):
-        return f"an empty {type(x).__name__}"
-    return f"a {type(x).__name__}{_shape_note(x)}"
+    return _shapes.align_and_concat_with(sys.modules[__name__], maps, method, target, _layout(data_format), _ADD_BATCH)

@@ -7,6 +7,7 @@ This module must never import TensorFlow or Keras.
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 import torch
@@ -65,7 +66,7 @@ def concat(
     if not isinstance(maps, (list, tuple)):
         raise TypeError(
             f"concat expects a list or tuple of tensors, e.g. concat([a, b]); received a "
-            f"{type(maps).__name__}{_shape_note(maps)}."
+            f"{type(maps).__name__}{_shapes.shape_note(maps)}."
         )
     maps = [_as_tensor(m) for m in maps]
     shape_list = [tuple(m.shape) for m in maps]
@@ -204,45 +205,4 @@ def align_and_concat(
 ) -> torch.Tensor:
     """Resize every map to the spatial size of ``maps[target]`` with `method`, then
     concatenate them along the channel axis."""
-    fmt = _layout(data_format)
-    if not isinstance(maps, (list, tuple)) or len(maps) == 0:
-        raise TypeError(
-            "align_and_concat expects a non-empty list or tuple of feature maps, e.g. "
-            f"align_and_concat([a, b]); received {_describe(maps)}."
-        )
-    maps = [_as_tensor(m) for m in maps]
-    target = _shapes.target_index(target, len(maps))
-    all_hw = [_map_spatial_dims(maps, i, target, fmt) for i in range(len(maps))]
-    dst = all_hw[target]
-    _shapes.check_spatial_plan(dst, dst, method)  # rejects an unknown method once, up front
-    aligned = []
-    for i, (m, src) in enumerate(zip(maps, all_hw)):
-        try:
-            aligned.append(align_spatial(m, dst, method, fmt))
-        except ShapeMismatchError as err:
-            raise ShapeMismatchError(
-                f"map {i} (shape {tuple(m.shape)}, {src[0]}x{src[1]}) cannot be brought to the "
-                f"{dst[0]}x{dst[1]} of map {target} with method {method!r}: {err}"
-                + _shapes.target_tip(method, src, dst, all_hw)
-            ) from err
-    return concat(aligned, axis=None, data_format=fmt)
-
-
-def _map_spatial_dims(maps: list, i: int, target: int, fmt: str) -> tuple[int, int]:
-    role = " (the target)" if i == target else ""
-    try:
-        _shapes.require_rank4(maps[i].shape, fmt, "align_and_concat", _ADD_BATCH)
-        return _shapes.spatial_dims(tuple(maps[i].shape), fmt)
-    except ShapeMismatchError as err:
-        raise ShapeMismatchError(f"map {i}{role}: {err}") from err
-
-
-def _shape_note(x) -> str:
-    shape = getattr(x, "shape", None)
-    return f" of shape {tuple(shape)} (a single tensor: wrap it in a list)" if shape is not None else ""
-
-
-def _describe(x) -> str:
-    if isinstance(x, (list, tuple)):
-        return f"an empty {type(x).__name__}"
-    return f"a {type(x).__name__}{_shape_note(x)}"
+    return _shapes.align_and_concat_with(sys.modules[__name__], maps, method, target, _layout(data_format), _ADD_BATCH)
