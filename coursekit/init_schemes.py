@@ -32,12 +32,14 @@ __all__ = [
     "LAYOUTS",
     "MODES",
     "NONLINEARITIES",
+    "PLAIN_CNN_ACTIVATIONS",
     "SCHEME_ALIASES",
     "InitDraw",
     "InitScheme",
     "canonical_scheme",
     "check_bias",
     "check_options",
+    "plain_cnn_widths",
     "expected_std",
     "fans",
     "gain",
@@ -209,3 +211,28 @@ def expected_std(scheme: str, fan_in: int, fan_out: int, *, mode: str = "fan_in"
 def _is_real(x) -> bool:
     # numbers.Real covers numpy scalars too; bool is an int subclass, but std=True is a mistake.
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+#: The activations both halves' `plain_cnn` accept (the frameworks name them alike).
+PLAIN_CNN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
+_PADDINGS = ("same", "valid")
+
+
+def plain_cnn_widths(depth, width, activation, padding) -> list[int]:
+    """Check `plain_cnn`'s options (as both twins take them) and return one width per conv layer."""
+    if not isinstance(depth, numbers.Integral) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be an int >= 1 (the number of conv layers); received {depth!r}.")
+    widths = [width] * int(depth) if isinstance(width, numbers.Integral) and not isinstance(width, bool) else list(width)
+    if len(widths) != depth or any(not isinstance(w, numbers.Integral) or isinstance(w, bool) or w < 1 for w in widths):
+        raise ValueError(
+            f"width must be an int >= 1 or a list of {depth} ints >= 1 (one per conv layer); received "
+            f"{width!r}. Example: plain_cnn(depth=4, width=[8, 16, 32, 64])."
+        )
+    if activation not in PLAIN_CNN_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(PLAIN_CNN_ACTIVATIONS)}; received {activation!r}.")
+    if padding not in _PADDINGS:
+        raise ValueError(
+            f"padding must be one of {list(_PADDINGS)}; received {padding!r}. 'valid' shrinks the map by "
+            "2 pixels per 3x3 layer and keeps every output's fan_in complete (no zero border)."
+        )
+    return [int(w) for w in widths]

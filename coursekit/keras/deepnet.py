@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics_report import ActivationStats, summarize_values
+from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths
 from . import _tf
 from .diagnostics import _feed, _inputs, activation_stats
 from .init import initialized_layers
@@ -24,33 +25,10 @@ layers = keras.layers
 
 __all__ = ["ACTIVATIONS", "activation_grad_stats", "depth_profile", "grad_unit_spread", "plain_cnn", "unit_spread"]
 
-#: The activations `plain_cnn` accepts (Keras names them alike).
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
-_PADDINGS = ("same", "valid")
+#: The activations `plain_cnn` accepts.
+ACTIVATIONS = PLAIN_CNN_ACTIVATIONS
 # Layers that only reshape: their gradient repeats the next layer's.
 _RESHAPES = (layers.Flatten, layers.Reshape, layers.InputLayer)
-
-
-def _widths(depth: Any, width: Any) -> list[int]:
-    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1 (the number of conv layers); received {depth!r}.")
-    widths = [width] * int(depth) if isinstance(width, (int, np.integer)) and not isinstance(width, bool) else list(width)
-    if len(widths) != depth or any(not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 1 for w in widths):
-        raise ValueError(
-            f"width must be an int >= 1 or a list of {depth} ints >= 1 (one per conv layer); received "
-            f"{width!r}. Example: plain_cnn(depth=4, width=[8, 16, 32, 64])."
-        )
-    return [int(w) for w in widths]
-
-
-def _check(activation: Any, padding: Any) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}; received {activation!r}.")
-    if padding not in _PADDINGS:
-        raise ValueError(
-            f"padding must be one of {list(_PADDINGS)}; received {padding!r}. 'valid' shrinks the map by "
-            "2 pixels per 3x3 layer and keeps every output's fan_in complete (no zero border)."
-        )
 
 
 def plain_cnn(depth: int = 10, width: int | Sequence[int] = 16, activation: str = "relu", *,
@@ -66,8 +44,7 @@ def plain_cnn(depth: int = 10, width: int | Sequence[int] = 16, activation: str 
     any spatial size and returns logits. The twin `coursekit.torch.deepnet.plain_cnn` has
     the same layers, names and weight shapes (in PyTorch's layout).
     """
-    widths = _widths(depth, width)
-    _check(activation, padding)
+    widths = plain_cnn_widths(depth, width, activation, padding)
     stack: list = [keras.Input((None, None, int(in_channels)), name="x")]
     for i, c_out in enumerate(widths, start=1):
         stack.append(layers.Conv2D(c_out, 3, padding=padding, name=f"conv{i}"))

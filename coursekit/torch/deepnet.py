@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..diagnostics_report import ActivationStats, summarize_values
+from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths
 from .diagnostics import _eval_mode, _inputs, _target, activation_stats
 from .init import initialized_layers
 from .train import _model_device, _resolve_loss
@@ -26,30 +27,7 @@ __all__ = ["ACTIVATIONS", "activation_grad_stats", "depth_profile", "grad_unit_s
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 #: The activations `plain_cnn` accepts.
-ACTIVATIONS = tuple(_ACT)
-_PADDINGS = ("same", "valid")
-
-
-def _widths(depth: Any, width: Any) -> list[int]:
-    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1 (the number of conv layers); received {depth!r}.")
-    widths = [width] * int(depth) if isinstance(width, (int, np.integer)) and not isinstance(width, bool) else list(width)
-    if len(widths) != depth or any(not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 1 for w in widths):
-        raise ValueError(
-            f"width must be an int >= 1 or a list of {depth} ints >= 1 (one per conv layer); received "
-            f"{width!r}. Example: plain_cnn(depth=4, width=[8, 16, 32, 64])."
-        )
-    return [int(w) for w in widths]
-
-
-def _check(activation: Any, padding: Any) -> None:
-    if activation not in _ACT:
-        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}; received {activation!r}.")
-    if padding not in _PADDINGS:
-        raise ValueError(
-            f"padding must be one of {list(_PADDINGS)}; received {padding!r}. 'valid' shrinks the map by "
-            "2 pixels per 3x3 layer and keeps every output's fan_in complete (no zero border)."
-        )
+ACTIVATIONS = PLAIN_CNN_ACTIVATIONS
 
 
 def plain_cnn(depth: int = 10, width: int | Sequence[int] = 16, activation: str = "relu", *,
@@ -64,8 +42,7 @@ def plain_cnn(depth: int = 10, width: int | Sequence[int] = 16, activation: str 
     Takes NCHW input and returns logits. The twin `coursekit.keras.deepnet.plain_cnn` has the
     same layers, names and weight shapes (in Keras' layout).
     """
-    widths = _widths(depth, width)
-    _check(activation, padding)
+    widths = plain_cnn_widths(depth, width, activation, padding)
     layers: list[tuple[str, nn.Module]] = []
     c_in = int(in_channels)
     for i, c_out in enumerate(widths, start=1):
