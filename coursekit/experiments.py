@@ -4,6 +4,7 @@ numbers and print the same tables in both frameworks."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -132,3 +133,41 @@ def run_two_branch_with(
         report=rep,
         extra={"model": model},
     )
+
+
+def fusion_weights(layer: Any) -> np.ndarray | None:
+    """The per-branch weights a weighting fusion layer applies (its ``branch_weights()``), or
+    None for a layer without them."""
+    get = getattr(layer, "branch_weights", None)
+    return None if get is None else np.asarray(get(), dtype=np.float64).copy()
+
+
+def run_custom_fusion_with(api: Any, layout: str, layer_type: type, layer_name: str, *, build_around: Any,
+                           fusion: Any, **options: Any) -> FusionRun:
+    """The body of both halves' `run_custom_fusion`: `api` as for `run_two_branch_with` (its
+    `two_branch_net` is replaced), `layer_type` the framework's layer class (`layer_name` as
+    students write it), `build_around(make, options)` the two-branch model around the layer
+    that `make()` returns; `options` are `run_two_branch_with`'s, `label` included."""
+    made: dict[str, Any] = {}
+
+    def make() -> Any:
+        layer = fusion if isinstance(fusion, layer_type) else fusion()
+        if not isinstance(layer, layer_type):
+            raise TypeError(f"run_custom_fusion: the fusion factory returned a {type(layer).__name__}, not a "
+                            f"{layer_name}. Pass the layer, or a function of no arguments that returns one.")
+        made["fusion"] = layer
+        made["weights_before"] = fusion_weights(layer)
+        return layer
+
+    custom = SimpleNamespace(**{k: getattr(api, k) for k in ("init_model", "fit", "predict", "branch_report",
+                                                            "count_params")},
+                             two_branch_net=lambda **opts: build_around(make, opts))
+    run = run_two_branch_with(custom, layout, fusion=options["label"], **options)
+    run.extra.update(fusion=made["fusion"], weights_before=made["weights_before"],
+                     weights_after=fusion_weights(made["fusion"]))
+    return run
+
+
+def by_carrier(per_sample: np.ndarray, carrier: np.ndarray) -> dict[str, np.ndarray]:
+    """Means of `per_sample` rows over the samples whose label branch A / branch B carries."""
+    return {"A-carried": per_sample[carrier == 0].mean(axis=0), "B-carried": per_sample[carrier == 1].mean(axis=0)}

@@ -252,3 +252,11 @@ def test_attention_gate_leans_to_the_carrier_se_gate_does_not(fw, seed):
         se_gap = np.abs(se["A-carried"] - se["B-carried"]).max()
         assert se_gap < 0.06, se
         assert att_gap > se_gap, (att, se)
+
+
+@pytest.mark.parametrize("fw", ["torch", "keras"])
+def test_run_custom_fusion_names_what_a_bad_factory_returned(fw):
+    _, st = ck_of(fw)
+    layer = "torch.nn.Module" if fw == "torch" else "keras.layers.Layer"
+    with pytest.raises(TypeError, match=rf"returned a int, not a {layer}\. Pass the layer"):
+        st.run_custom_fusion(lambda: 3, epochs=1, n=64)

@@ -10,7 +10,7 @@ This module must never import PyTorch.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,14 +21,16 @@ from keras import layers, ops
 from coursekit.branches import _as_list, _check_branches
 
 from ..data import TwoBranchData
-from ..experiments import FusionRun, run_two_branch_with
+from ..experiments import FusionRun, by_carrier, fusion_weights, run_custom_fusion_with
 from ..models import check_two_branch_options
 from .align import _ADD_BATCH, _as_tensor, _layout
-from .diagnostics import branch_report
+from .diagnostics import branch_report  # noqa: F401  (used through _this)
 from .fusion import _NORM_MAP, AttentionGateFusion, SEFusion
-from .init import init_model
-from .models import count_params
-from .train import fit, predict
+from .init import init_model  # noqa: F401  (used through _this)
+from .models import count_params  # noqa: F401  (used through _this)
+from .train import fit, predict  # noqa: F401  (used through _this)
+
+_this = sys.modules[__name__]  # run_custom_fusion_with calls back into it
 
 __all__ = [
     "ComplementWeightFusion",
@@ -124,13 +126,6 @@ def two_branch_net_with(
     return _build(lambda: fusion, n_classes, in_channels, width, activations, branch_norm, head_width, groups)
 
 
-def fusion_weights(layer: Any) -> np.ndarray | None:
-    """The per-branch weights a weighting fusion layer applies (its ``branch_weights()``), or
-    None for a layer without them."""
-    get = getattr(layer, "branch_weights", None)
-    return None if get is None else np.asarray(get(), dtype=np.float64).copy()
-
-
 def run_custom_fusion(
     fusion,
     data: TwoBranchData | None = None,
@@ -159,27 +154,11 @@ def run_custom_fusion(
     ``run.extra`` holds the ``model``, the ``fusion`` layer and, for a layer with
     ``branch_weights()``, its ``weights_before`` and ``weights_after`` training.
     """
-    made: dict[str, Any] = {}
-
-    def make() -> Any:
-        layer = fusion if isinstance(fusion, layers.Layer) else fusion()
-        made["fusion"] = layer
-        made["weights_before"] = fusion_weights(layer)
-        return layer
-
-    def build(**options: Any) -> keras.Model:
+    def build_around(make: Callable[[], Any], options: dict) -> keras.Model:
         return _build(make, options["n_classes"], (1, 1), options["width"], options["activations"],
                       options["branch_norm"], 16, 4)
 
-    api = SimpleNamespace(two_branch_net=build, init_model=init_model, fit=fit, predict=predict,
-                          branch_report=branch_report, count_params=count_params)
-    run = run_two_branch_with(api, "NHWC", data, label=label, scale=scale, distribution=distribution, n=n,
-                              n_classes=n_classes, fusion=label, branch_norm=branch_norm,
-                              activations=activations, width=width, optimizer=optimizer, lr=lr, epochs=epochs,
-                              batch_size=batch_size, seed=seed, report=report, progress=progress)
-    run.extra.update(fusion=made["fusion"], weights_before=made["weights_before"],
-                     weights_after=fusion_weights(made["fusion"]))
-    return run
+    return run_custom_fusion_with(_this, "NHWC", layers.Layer, "keras.layers.Layer", **locals())  # build_around and the arguments
 
 
 # --- What a trained gate does ------------------------------------------------------------------
@@ -201,10 +180,6 @@ def _branches(model: keras.Model, layer, data: TwoBranchData) -> list:
     return list(probe([data.x_a, data.x_b], training=False))
 
 
-def _by_carrier(per_sample: np.ndarray, carrier: np.ndarray) -> dict[str, np.ndarray]:
-    return {"A-carried": per_sample[carrier == 0].mean(axis=0), "B-carried": per_sample[carrier == 1].mean(axis=0)}
-
-
 def attention_by_carrier(model: keras.Model, data: TwoBranchData) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """What a trained attention gate (``fusion='attention'``) does on `data`.
 
@@ -215,7 +190,7 @@ def attention_by_carrier(model: keras.Model, data: TwoBranchData) -> tuple[np.nd
     layer = _fusion_of(model, AttentionGateFusion, "attention_by_carrier")
     a = ops.convert_to_numpy(layer.attention(_branches(model, layer, data)))  # (N, H, W, branches)
     maps = np.transpose(a, (0, 3, 1, 2))
-    return maps, _by_carrier(maps.mean(axis=(2, 3)), data.carrier)
+    return maps, by_carrier(maps.mean(axis=(2, 3)), data.carrier)
 
 
 def se_gates_by_carrier(model: keras.Model, data: TwoBranchData) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -232,4 +207,5 @@ def se_gates_by_carrier(model: keras.Model, data: TwoBranchData) -> tuple[np.nda
     s = ops.convert_to_numpy(layer.se.scale(ops.concatenate(maps, axis=-1)))[:, 0, 0, :]
     c = layer.in_channels[0]
     per_sample = np.stack([s[:, :c].mean(axis=1), s[:, c:].mean(axis=1)], axis=1)
-    return s, _by_carrier(per_sample, data.carrier)
+    return s, by_carrier(per_sample, data.carrier)
+

@@ -10,7 +10,7 @@ This module must never import TensorFlow or Keras.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -20,13 +20,15 @@ from torch import nn
 from coursekit.branches import _as_list, _check_branches
 
 from ..data import TwoBranchData
-from ..experiments import FusionRun, run_two_branch_with
+from ..experiments import FusionRun, by_carrier, fusion_weights, run_custom_fusion_with
 from .align import _ADD_BATCH, _as_tensor, _layout
-from .diagnostics import branch_report
+from .diagnostics import branch_report  # noqa: F401  (used through _this)
 from .fusion import AttentionGateFusion, SEFusion
-from .init import init_model
-from .models import TwoBranchNet, count_params
-from .train import fit, predict
+from .init import init_model  # noqa: F401  (used through _this)
+from .models import TwoBranchNet, count_params  # noqa: F401  (count_params: used through _this)
+from .train import fit, predict  # noqa: F401  (used through _this)
+
+_this = sys.modules[__name__]  # run_custom_fusion_with calls back into it
 
 __all__ = [
     "ComplementWeightFusion",
@@ -89,13 +91,6 @@ def two_branch_net_with(
     return model
 
 
-def fusion_weights(layer: Any) -> np.ndarray | None:
-    """The per-branch weights a weighting fusion layer applies (its ``branch_weights()``), or
-    None for a layer without them."""
-    get = getattr(layer, "branch_weights", None)
-    return None if get is None else np.asarray(get(), dtype=np.float64).copy()
-
-
 def run_custom_fusion(
     fusion: nn.Module | Callable[[], nn.Module],
     data: TwoBranchData | None = None,
@@ -124,31 +119,14 @@ def run_custom_fusion(
     too. ``run.extra`` holds the ``model``, the ``fusion`` layer and, for a layer with
     ``branch_weights()``, its ``weights_before`` and ``weights_after`` training.
     """
-    made: dict[str, Any] = {}
-
-    def build(**options: Any) -> TwoBranchNet:
+    def build_around(make: Callable[[], nn.Module], options: dict) -> TwoBranchNet:
         model = TwoBranchNet(n_classes=options["n_classes"], width=options["width"],
                              activations=options["activations"], fusion="add",
                              branch_norm=options["branch_norm"])
-        layer = fusion if isinstance(fusion, nn.Module) else fusion()
-        if not isinstance(layer, nn.Module):
-            raise TypeError(
-                f"run_custom_fusion: the fusion factory returned a {type(layer).__name__}, not an nn.Module."
-            )
-        model.fusion = layer
-        made["fusion"] = layer
-        made["weights_before"] = fusion_weights(layer)
+        model.fusion = make()
         return model
 
-    api = SimpleNamespace(two_branch_net=build, init_model=init_model, fit=fit, predict=predict,
-                          branch_report=branch_report, count_params=count_params)
-    run = run_two_branch_with(api, "NCHW", data, label=label, scale=scale, distribution=distribution, n=n,
-                              n_classes=n_classes, fusion=label, branch_norm=branch_norm,
-                              activations=activations, width=width, optimizer=optimizer, lr=lr, epochs=epochs,
-                              batch_size=batch_size, seed=seed, report=report, progress=progress)
-    run.extra.update(fusion=made["fusion"], weights_before=made["weights_before"],
-                     weights_after=fusion_weights(made["fusion"]))
-    return run
+    return run_custom_fusion_with(_this, "NCHW", nn.Module, "torch.nn.Module", **locals())  # build_around and the arguments
 
 
 # --- What a trained gate does ------------------------------------------------------------------
@@ -172,10 +150,6 @@ def _fusion_of(model: Any, kind: type, what: str) -> nn.Module:
     return layer
 
 
-def _by_carrier(per_sample: np.ndarray, carrier: np.ndarray) -> dict[str, np.ndarray]:
-    return {"A-carried": per_sample[carrier == 0].mean(axis=0), "B-carried": per_sample[carrier == 1].mean(axis=0)}
-
-
 def attention_by_carrier(model: TwoBranchNet, data: TwoBranchData) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """What a trained attention gate (``fusion='attention'``) does on `data`.
 
@@ -191,7 +165,7 @@ def attention_by_carrier(model: TwoBranchNet, data: TwoBranchData) -> tuple[np.n
             maps = layer.attention(_branches(model, data)).cpu().numpy()
     finally:
         model.train(was_training)
-    return maps, _by_carrier(maps.mean(axis=(2, 3)), data.carrier)
+    return maps, by_carrier(maps.mean(axis=(2, 3)), data.carrier)
 
 
 def se_gates_by_carrier(model: TwoBranchNet, data: TwoBranchData) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -214,4 +188,5 @@ def se_gates_by_carrier(model: TwoBranchNet, data: TwoBranchData) -> tuple[np.nd
         model.train(was_training)
     c = layer.in_channels[0]
     per_sample = np.stack([s[:, :c].mean(axis=1), s[:, c:].mean(axis=1)], axis=1)
-    return s, _by_carrier(per_sample, data.carrier)
+    return s, by_carrier(per_sample, data.carrier)
+
