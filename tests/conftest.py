@@ -68,17 +68,62 @@ def copy_course(dest: Path) -> Path:
 
 
 SITE_TEST = "test_site_has_every_lesson_page_with_its_figures_and_no_solutions"
+AUTOGRADE_TEST = "test_autograde_solution_untouched_and_planted"
+
+
+def _rank(item) -> int:
+    if item.originalname == AUTOGRADE_TEST:
+        return 0
+    if item.originalname == SITE_TEST:  # after the autograde runs whose executed solutions it reuses
+        return 3
+    return 1 if item.get_closest_marker("slow") else 2
+
+
+def _weight(item) -> float:
+    """Rough minutes of one test, for sharing the long ones out (CI, stop 11: a Keras lesson's
+    autograde 100-220 s, a PyTorch one's 35-180 s, the other slow tests 5-120 s)."""
+    if item.originalname == AUTOGRADE_TEST:
+        return 3.0 if item.callspec.params.get("framework") == "keras" else 1.5
+    return 0.3 if _rank(item) == 1 else 0.0
+
+
+def _first_shares(n: int, workers: int) -> list[int]:
+    """How many tests each worker is handed first by xdist's worksteal scheduler (the pending
+    tests divided among the idle workers in turn); later it moves tests from busy to idle ones."""
+    sizes: list[int] = []
+    for i in range(workers):
+        sizes.append((n - sum(sizes)) // (workers - i))
+    return sizes
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Longest tests first, so the minutes-long autograde runs start early. With xdist's default
-    `--dist load` a worker that finished its share sat idle for ~20 min while the other worked through
-    its queue; pyproject's addopts therefore use `--dist worksteal`, and this order keeps the tail short."""
-    def rank(item) -> int:
-        if item.originalname == "test_autograde_solution_untouched_and_planted":
-            return 0
-        if item.originalname == SITE_TEST:  # after the autograde runs whose executed solutions it reuses
-            return 3
-        return 1 if item.get_closest_marker("slow") else 2
+    """Longest tests first, so the minutes-long autograde runs start early, and the site test last,
+    after the autograde runs whose executed solutions it reuses (test_site).
 
-    items.sort(key=rank)  # stable: keeps file order within a rank
+    Under xdist (`--dist worksteal`, pyproject's addopts) each worker is first handed a contiguous
+    share of this list. A plain sort gave the first worker every autograde run and the last one
+    the quick tests and then the site test, which started while most autograde runs were still
+    to come and executed those notebooks again (357 s instead of ~80). So every share gets its
+    part of the autograde runs (balanced by weight), then of the other slow tests, then quick
+    ones; the site test ends the last share."""
+    items.sort(key=_rank)  # stable: keeps file order within a rank
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2 or len(items) < 4 * workers:
+        return
+    sizes = _first_shares(len(items), workers)
+    site = [it for it in items if it.originalname == SITE_TEST]
+    sizes[-1] -= len(site)
+    shares: list[list] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    heavy = sorted((it for it in items if _rank(it) in (0, 1)), key=lambda it: (_rank(it), -_weight(it)))
+    for item in heavy:
+        open_ = [i for i in range(workers) if len(shares[i]) < sizes[i]] or list(range(workers))
+        i = min(open_, key=lambda k: (load[k], k))
+        shares[i].append(item)
+        load[i] += _weight(item)
+    quick = [it for it in items if _rank(it) == 2]
+    for i in range(workers):
+        take = max(0, sizes[i] - len(shares[i])) if i < workers - 1 else len(quick)
+        shares[i] += quick[:take]
+        del quick[:take]
+    items[:] = [it for share in shares for it in share] + site

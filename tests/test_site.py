@@ -6,7 +6,8 @@ One test on purpose: the build executes up to 16 notebooks, and pytest-xdist wou
 worker if the checks were split over several tests sharing a fixture. The solutions that
 test_pipeline's autograde already ran in this test run (an autograded solution holds the same
 cells and outputs) are put in the site's own cache of executions, so the build reuses them
-rather than running them again; lesson 01's PyTorch notebook is always left for the build to
+rather than running them again (the test first waits for those runs to end: conftest orders the
+tests so that they normally have); lesson 01's PyTorch notebook is always left for the build to
 execute, so its execution path is tested in every run.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import AUTOGRADE_TEST, ROOT
 
 LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 NOTEBOOKS = ("pytorch", "keras")
@@ -145,9 +146,24 @@ def seed_executions(out: Path, shared: Path) -> int:
     return seeded
 
 
+def wait_for_autograde(session, shared: Path, timeout: float = 600) -> tuple[float, list[str]]:
+    """Wait until every test_pipeline autograde case of this test run is over (conftest orders the
+    tests so that they normally are by the time this test starts). Seconds waited, and the cases
+    still running at the timeout (their notebooks the build then executes itself)."""
+    cases = {item.callspec.id for item in session.items if item.originalname == AUTOGRADE_TEST}
+    started = time.monotonic()
+    while True:
+        done = {p.name for p in (shared / "autograde-done").glob("*")}
+        if cases <= done or time.monotonic() - started > timeout:
+            return time.monotonic() - started, sorted(cases - done)
+        time.sleep(2)
+
+
 @pytest.mark.slow
-def test_site_has_every_lesson_page_with_its_figures_and_no_solutions(tmp_path, run_shared):
+def test_site_has_every_lesson_page_with_its_figures_and_no_solutions(tmp_path, run_shared, request):
     out = tmp_path / "site"
+    waited, missing = wait_for_autograde(request.session, run_shared)
+    print(f"waited {waited:.0f} s for test_pipeline's autograde runs" + (f"; still running: {missing}" if missing else ""))
     seeded = seed_executions(out, run_shared)
     started = time.monotonic()
     proc = subprocess.run([*readme_site_command(), "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
