@@ -11,6 +11,7 @@ This module must never import PyTorch.
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any, Sequence
 
@@ -18,14 +19,14 @@ import numpy as np
 
 from ..data import TwoBranchData
 from ..diagnostics_report import shares
-from ..experiments import FusionRun, run_two_branch_with
+from ..experiments import FusionRun, run_two_branch_with, with_builder
 from ..models import check_two_branch_options
 from . import _tf
-from .diagnostics import branch_report
+from .diagnostics import branch_report  # noqa: F401  (used through this module: with_builder)
 from .fusion import ConcatFusion
-from .init import init_model
-from .models import count_params
-from .train import fit, predict
+from .init import init_model  # noqa: F401  (used through this module: with_builder)
+from .models import count_params  # noqa: F401  (used through this module: with_builder)
+from .train import fit, predict  # noqa: F401  (used through this module: with_builder)
 
 keras = _tf.keras
 layers = keras.layers
@@ -68,8 +69,7 @@ def _combined_api(width: int) -> types.SimpleNamespace:
     def build(n_classes: int = 4, activations: Any = ("relu", "sigmoid"), **_: Any):
         return combined_model(activations=activations, width=width, n_classes=n_classes)
 
-    return types.SimpleNamespace(two_branch_net=build, init_model=init_model, fit=fit, predict=predict,
-                                 branch_report=branch_report, count_params=count_params)
+    return with_builder(sys.modules[__name__], build)
 
 
 def run_combined(

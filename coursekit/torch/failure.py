@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any, Sequence
 
@@ -18,13 +19,13 @@ from torch import nn
 
 from ..data import TwoBranchData
 from ..diagnostics_report import shares
-from ..experiments import FusionRun, run_two_branch_with
+from ..experiments import FusionRun, run_two_branch_with, with_builder
 from ..models import check_two_branch_options
-from .diagnostics import branch_report
+from .diagnostics import branch_report  # noqa: F401  (used through this module: with_builder)
 from .fusion import ConcatFusion
-from .init import init_model
-from .models import count_params
-from .train import fit, predict
+from .init import init_model  # noqa: F401  (used through this module: with_builder)
+from .models import count_params  # noqa: F401  (used through this module: with_builder)
+from .train import fit, predict  # noqa: F401  (used through this module: with_builder)
 
 __all__ = ["CombinedModel", "combined_model", "head_input_shares", "run_combined"]
 
@@ -81,8 +82,7 @@ def _combined_api(width: int) -> types.SimpleNamespace:
     def build(n_classes: int = 4, activations: Any = ("relu", "sigmoid"), **_: Any) -> CombinedModel:
         return combined_model(activations=activations, width=width, n_classes=n_classes)
 
-    return types.SimpleNamespace(two_branch_net=build, init_model=init_model, fit=fit, predict=predict,
-                                 branch_report=branch_report, count_params=count_params)
+    return with_builder(sys.modules[__name__], build)
 
 
 def run_combined(
