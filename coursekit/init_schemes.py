@@ -39,10 +39,10 @@ __all__ = [
     "canonical_scheme",
     "check_bias",
     "check_options",
-    "plain_cnn_widths",
     "expected_std",
     "fans",
     "gain",
+    "plain_cnn_widths",
     "resolve_draw",
 ]
 
