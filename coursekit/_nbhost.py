@@ -119,6 +119,15 @@ def serve() -> int:
     return 0
 
 
+class CommandFailed(Exception):
+    """An nbgrader command run by `Host.run_all` failed (or its process ended): its `tag`. What
+    nbgrader logged is what `Host.close` returns."""
+
+    def __init__(self, tag: Any) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
 class Host:
     """The caller's side of a `coursekit._nbhost --serve` process in the course folder `root`, run
     with the environment `env`: commands go in with a tag, and its messages (`{"rc"}` answers,
@@ -153,15 +162,21 @@ class Host:
         """What the process has logged so far."""
         return "".join(self._stderr)
 
-    def next_answer(self):
-        """Wait for the next answer when this host has `events` to itself: (tag, rc); rc is None
-        if the process ended instead."""
-        while True:
+    def run_all(self, commands: list[tuple[Any, list[str]]]):
+        """Send every (tag, argv) command at once, then yield each tag as its command succeeds, in
+        order, when this host has `events` to itself. The first failure (or the process ending)
+        raises `CommandFailed` with its tag; the caller closes the host."""
+        for tag, argv in commands:
+            self.send(tag, *argv)
+        while self.tags:
             _, message = self.events.get()
             if "exit" in message:
-                return (self.tags.popleft() if self.tags else None), None
+                raise CommandFailed(self.tags[0])
             if "rc" in message:
-                return self.answered(message), message["rc"]
+                tag = self.answered(message)
+                if message["rc"] != 0:
+                    raise CommandFailed(tag)
+                yield tag
 
     def send(self, tag, *argv: str) -> None:
         self.tags.append(tag)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 
-from ._nbhost import Host, skip_rfc3987_grammar
+from ._nbhost import CommandFailed, Host, skip_rfc3987_grammar
 from .grader import already_graded, grade_parallel, grade_serial, progress_bar
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
@@ -267,13 +267,10 @@ def cmd_feedback(args) -> int:
     # ClearHiddenTests so hidden tests stay hidden.
     host = Host(course.root, queue.Queue(), nbgrader_env())
     try:
-        for student in students:
-            host.send(student, "generate_feedback", lesson, f"--student={student}", "--force")
-        for _ in students:
-            student, rc = host.next_answer()
-            if rc != 0:
-                raise CourseError(f"feedback for {student} failed: {log_error(host.close(timeout=0))}")
+        for student in host.run_all([(s, ["generate_feedback", lesson, f"--student={s}", "--force"]) for s in students]):
             made += sorted((course.root / "feedback" / student / lesson).glob("*.html"))
+    except CommandFailed as failed:
+        raise CourseError(f"feedback for {failed.tag} failed: {log_error(host.close(timeout=0))}") from None
     finally:
         host.close(timeout=0)
     for path in made:

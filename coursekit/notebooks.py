@@ -201,7 +201,7 @@ def generate(course: Course, lessons: list[str], framework: str | None = None) -
     temporary release directory without the gradebook, so neither lessons/ nor the instructor's
     gradebook is touched. Other files in a lesson folder are included as nbgrader copies them.
     """
-    from ._nbhost import Host
+    from ._nbhost import CommandFailed, Host
 
     lessons = [course.lesson(name) for name in lessons]
     for lesson in lessons:
@@ -216,13 +216,12 @@ def generate(course: Course, lessons: list[str], framework: str | None = None) -
         release = Path(tmp) / "release"
         host = Host(course.root, queue.Queue(), nbgrader_env())
         try:
-            for lesson in lessons:
-                host.send(lesson, "generate_assignment", lesson, "--force", "--no-db",
-                          f"--CourseDirectory.release_directory={release}", f"--CourseDirectory.notebook_id={notebook_id}")
-            for _ in lessons:
-                lesson, rc = host.next_answer()
-                if rc != 0:
-                    raise CourseError(f"nbgrader could not generate {lesson}: {log_error(host.close(timeout=0))}")
+            for _ in host.run_all([(lesson, ["generate_assignment", lesson, "--force", "--no-db",
+                                             f"--CourseDirectory.release_directory={release}",
+                                             f"--CourseDirectory.notebook_id={notebook_id}"]) for lesson in lessons]):
+                pass
+        except CommandFailed as failed:
+            raise CourseError(f"nbgrader could not generate {failed.tag}: {log_error(host.close(timeout=0))}") from None
         finally:
             host.close(timeout=0)
         for lesson in lessons:
