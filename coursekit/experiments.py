@@ -142,11 +142,12 @@ def fusion_weights(layer: Any) -> np.ndarray | None:
     return None if get is None else np.asarray(get(), dtype=np.float64).copy()
 
 
-def with_builder(api: Any, build: Any) -> SimpleNamespace:
-    """`api` (a framework module, as `run_two_branch_with` takes it) with `build(**options)` making
-    the model instead of its `two_branch_net`: how the lessons train their own models the same way."""
-    names = ("init_model", "fit", "predict", "branch_report", "count_params")
-    return SimpleNamespace(two_branch_net=build, **{name: getattr(api, name) for name in names})
+def api_with(api: Any, **overrides: Any) -> SimpleNamespace:
+    """What `run_two_branch_with` takes as `api` (two_branch_net, init_model, fit, predict,
+    branch_report, count_params), taken from the framework module `api` except `overrides`: how
+    the lessons train their own models, or with an LR schedule, the same way."""
+    names = ("two_branch_net", "init_model", "fit", "predict", "branch_report", "count_params")
+    return SimpleNamespace(**{name: overrides[name] if name in overrides else getattr(api, name) for name in names})
 
 
 def run_custom_fusion_with(api: Any, layout: str, layer_type: type, layer_name: str, *, build_around: Any,
@@ -166,7 +167,7 @@ def run_custom_fusion_with(api: Any, layout: str, layer_type: type, layer_name: 
         made["weights_before"] = fusion_weights(layer)
         return layer
 
-    custom = with_builder(api, lambda **opts: build_around(make, opts))
+    custom = api_with(api, two_branch_net=lambda **opts: build_around(make, opts))
     run = run_two_branch_with(custom, layout, fusion=options["label"], **options)
     run.extra.update(fusion=made["fusion"], weights_before=made["weights_before"],
                      weights_after=fusion_weights(made["fusion"]))

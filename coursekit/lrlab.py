@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import math
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any, Callable
 
 from .data import TwoBranchData
-from .experiments import FusionRun, run_two_branch_with
+from .experiments import FusionRun, api_with, run_two_branch_with
 
 # The extra columns `annotate` adds, for `coursekit.experiments.compare(runs, columns=COLUMNS)`.
 COLUMNS = ("epoch-1 loss", "final train loss", "dead head ReLUs", "output")
@@ -36,11 +36,7 @@ def run_scheduled_with(exp: ModuleType, layout: str, make_schedule: Callable, da
     its schedule factory."""
     total = int(epochs) * steps_per_epoch(data, batch_size)
     sched = make_schedule(schedule, base_lr=base_lr, total_steps=total, **schedule_options)
-    api = SimpleNamespace(
-        two_branch_net=exp.two_branch_net, init_model=exp.init_model, predict=exp.predict,
-        branch_report=exp.branch_report, count_params=exp.count_params,
-        fit=functools.partial(exp.fit, schedule=sched),
-    )
+    api = api_with(exp, fit=functools.partial(exp.fit, schedule=sched))
     run = run_two_branch_with(api, layout, data, label=label or f"{schedule} {base_lr:g}",
                               optimizer=optimizer, lr=base_lr, epochs=epochs, batch_size=batch_size,
                               seed=seed, report=False, progress=progress)

@@ -22,13 +22,12 @@ This module must never import PyTorch.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
 
 from ._tf import keras, tf  # first: silences TensorFlow's start-up noise
-from ..experiments import FusionRun, run_two_branch_with
+from ..experiments import FusionRun, api_with, run_two_branch_with
 from . import experiments as _experiments
 from .models import two_branch_net as _two_branch_net
 
@@ -173,10 +172,7 @@ def run_two_branch_bn(*, momentum: float = 0.9, **options: Any) -> FusionRun:
         set_bn_momentum(model, momentum)
         return model
 
-    api = SimpleNamespace(**{k: getattr(_experiments, k) for k in
-                             ("branch_report", "init_model", "fit", "predict", "count_params")},
-                          two_branch_net=build)
-    run = run_two_branch_with(api, "NHWC", **options)
+    run = run_two_branch_with(api_with(_experiments, two_branch_net=build), "NHWC", **options)
     run.options["momentum"] = momentum
     return run
 

@@ -19,13 +19,13 @@ from torch import nn
 
 from ..data import TwoBranchData
 from ..diagnostics_report import shares
-from ..experiments import FusionRun, run_two_branch_with, with_builder
+from ..experiments import FusionRun, api_with, run_two_branch_with
 from ..models import check_two_branch_options
-from .diagnostics import branch_report  # noqa: F401  (used through this module: with_builder)
+from .diagnostics import branch_report  # noqa: F401  (used through this module: api_with)
 from .fusion import ConcatFusion
-from .init import init_model  # noqa: F401  (used through this module: with_builder)
-from .models import count_params  # noqa: F401  (used through this module: with_builder)
-from .train import fit, predict  # noqa: F401  (used through this module: with_builder)
+from .init import init_model  # noqa: F401  (used through this module: api_with)
+from .models import count_params  # noqa: F401  (used through this module: api_with)
+from .train import fit, predict  # noqa: F401  (used through this module: api_with)
 
 __all__ = ["CombinedModel", "combined_model", "head_input_shares", "run_combined"]
 
@@ -82,7 +82,7 @@ def _combined_api(width: int) -> types.SimpleNamespace:
     def build(n_classes: int = 4, activations: Any = ("relu", "sigmoid"), **_: Any) -> CombinedModel:
         return combined_model(activations=activations, width=width, n_classes=n_classes)
 
-    return with_builder(sys.modules[__name__], build)
+    return api_with(sys.modules[__name__], two_branch_net=build)
 
 
 def run_combined(

@@ -21,14 +21,13 @@ This module must never import TensorFlow or Keras.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..experiments import FusionRun, run_two_branch_with
+from ..experiments import FusionRun, api_with, run_two_branch_with
 from . import experiments as _experiments
 from .models import two_branch_net as _two_branch_net
 from .train import _model_device
@@ -183,10 +182,7 @@ def run_two_branch_bn(*, momentum: float = 0.1, **options: Any) -> FusionRun:
         set_bn_momentum(model, momentum)
         return model
 
-    api = SimpleNamespace(**{k: getattr(_experiments, k) for k in
-                             ("branch_report", "init_model", "fit", "predict", "count_params")},
-                          two_branch_net=build)
-    run = run_two_branch_with(api, "NCHW", **options)
+    run = run_two_branch_with(api_with(_experiments, two_branch_net=build), "NCHW", **options)
     run.options["momentum"] = momentum
     return run
 
