@@ -33,24 +33,24 @@ c.ExecutePreprocessor.timeout = 120
 c.Execute.timeout = 120
 
 # Before grading, put back what a student deleted or edited: nbgrader restores the source of
-# locked cells (the tests), coursekit.restore.RestoreCells also re-adds deleted answer and test
+# locked cells (the tests), coursekit.autograde.restore.RestoreCells also re-adds deleted answer and test
 # cells in the instructor's order (nbgrader's own add_missing_cells crashes when both are gone).
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
-    "coursekit.restore.CleanMetadata",
+    "coursekit.autograde.restore.CleanMetadata",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
-    "coursekit.restore.RestoreCells",
+    "coursekit.autograde.restore.RestoreCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 
-# Autograde with bounds (coursekit.bounds): a submission that loops past the cell limit and ignores
+# Autograde with bounds (coursekit.autograde.bounds): a submission that loops past the cell limit and ignores
 # the interrupt, runs past the notebook limit, uses too much memory, kills its kernel or prints
 # megabytes keeps the points it earned before, gets the reason in its feedback, and grading goes
-# on. It also refuses to run cells that tamper with grading (coursekit.integrity). nbgrader's own
+# on. It also refuses to run cells that tamper with grading (coursekit.autograde.audit). nbgrader's own
 # list, with Execute swapped for the bounded one.
 c.Autograde.autograde_preprocessors = [
-    "coursekit.bounds.BoundedExecute",
+    "coursekit.autograde.bounds.BoundedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -59,6 +59,11 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.BoundedExecute.notebook_timeout = 900
+# Every graded kernel runs in the OS sandbox (coursekit.autograde.sandbox: bubblewrap, its own uid,
+# a cgroup for memory and processes, no network, an empty working folder, nothing of the course but
+# the coursekit package). `coursekit grade --no-sandbox` sets COURSEKIT_SANDBOX=0, and every score
+# table and feedback file of that run says the notebooks ran unprotected.
+c.BoundedExecute.sandbox = os.environ.get("COURSEKIT_SANDBOX", "1") != "0"
 c.BoundedExecute.memory_limit_mb = 6144
 c.BoundedExecute.max_output_chars = 200_000
 

@@ -110,8 +110,8 @@ def serve() -> int:
     import nbgrader.apps.nbgraderapp
     import nbgrader.converters.autograde  # noqa: F401
 
-    import coursekit.bounds
-    import coursekit.restore  # noqa: F401
+    import coursekit.autograde.bounds
+    import coursekit.autograde.restore  # noqa: F401
 
     for line in sys.stdin:
         if line.strip():

@@ -26,7 +26,7 @@ import sys
 import threading
 
 from ._nbhost import CommandFailed, Host, skip_rfc3987_grammar
-from .grader import already_graded, grade_parallel, grade_serial, progress_bar
+from .autograde.runner import already_graded, grade_parallel, grade_serial, progress_bar
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -39,6 +39,11 @@ from .notebooks import (
     nbgrader,
     nbgrader_env,
 )
+
+
+SANDBOX_ENV_VAR = "COURSEKIT_SANDBOX"
+UNSANDBOXED_LINE = ("coursekit: WARNING: graded WITHOUT the OS sandbox (--no-sandbox): submissions ran with "
+                    "your rights and could read or change the course; these scores are not protected")
 
 
 def _course(args) -> Course:
@@ -133,6 +138,12 @@ def cmd_doctor(args) -> int:
         print(f"lab ext     {name}: {'enabled' if ok else 'disabled'}")
     if not any(lab.values()):
         problems.append("nbgrader's JupyterLab extension is missing: pip install nbgrader==0.9.6 in this environment")
+    from .autograde.sandbox import sandbox_report
+
+    for what, ok, detail in sandbox_report():
+        print(f"sandbox     {what}: {detail}")
+        if not ok:
+            problems.append(detail)
     try:
         course = _course(args)
         print(f"course      {course.root} ({len(course.lessons())} lessons)")
@@ -207,6 +218,17 @@ def cmd_grade(args) -> int:
         raise CourseError(f"nobody has submitted {lesson}: {submitted} has no <student>/{lesson}/ folder")
     if args.jobs < 1:
         raise CourseError(f"--jobs must be at least 1; received {args.jobs}")
+    if args.no_sandbox:
+        os.environ[SANDBOX_ENV_VAR] = "0"  # read by nbgrader_config.py in every nbgrader process
+    elif os.environ.get(SANDBOX_ENV_VAR, "1") != "0":
+        from .autograde.sandbox import sandbox_problem
+
+        problem = sandbox_problem()
+        if problem is not None:
+            raise CourseError(problem)
+    unprotected = os.environ.get(SANDBOX_ENV_VAR, "1") == "0"
+    if unprotected:
+        print(UNSANDBOXED_LINE, file=sys.stderr if args.json else sys.stdout, flush=True)
     # the score table needs nbgrader's gradebook API: import it while the kernels run
     threading.Thread(target=importlib.import_module, args=("nbgrader.api",), daemon=True).start()
     todo = students if args.force else [s for s in students if s not in already_graded(course, lesson)]
@@ -232,9 +254,14 @@ def cmd_grade(args) -> int:
             outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
     failed = [f"{s}: {why}" for s, why in misnamed.items()] + [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
+    if unprotected:
+        for r in rows:
+            r["sandbox"] = False
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
+        if unprotected:
+            print(f"\n{UNSANDBOXED_LINE}")
         print(f"\n{'student':<20} {'notebook':<10} {'score':>7} {'max':>5}  exercises")
         for r in rows:
             ex = " ".join(f"{k}={v[0]:g}/{v[1]:g}" for k, v in sorted(r["grades"].items()) if v[1])
@@ -310,10 +337,10 @@ def cmd_site(args) -> int:
 
 # ---------------------------------------------------------------- audit
 def cmd_audit(args) -> int:
-    """Cells the grader would refuse to run (coursekit.integrity), for students and instructors."""
+    """Cells the grader would refuse to run (coursekit.autograde.audit), for students and instructors."""
     from pathlib import Path
 
-    from .integrity import audit_notebook
+    from .autograde.audit import audit_notebook
     from .notebooks import read_notebook
 
     course = _course(args)
@@ -366,6 +393,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", "-j", type=int, default=1,
                    help="grade this many submissions at once (each in its own nbgrader run; default 1)")
     g.add_argument("--force", action="store_true", help="grade again students already in the gradebook")
+    g.add_argument("--no-sandbox", action="store_true",
+                   help="run submissions without the OS sandbox (unprotected; every score table and feedback says so)")
     g.set_defaults(func=cmd_grade)
 
     f = sub.add_parser("feedback", help="HTML feedback (hidden tests removed) for graded students")

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .grader import thread_env
+from .autograde.runner import thread_env
 from .notebooks import FRAMEWORK_NOTEBOOKS, Course, CourseError, read_notebook
 from .runsize import ENV_VAR as RUN_SIZE_ENV_VAR
 from .runsize import NBGRADER_ENV_VAR

@@ -24,7 +24,7 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 # threads spin while waiting, so two processes using every core run ~30x slower than one; give each
 # process (and every kernel it starts) one thread. Same caps as `coursekit grade --jobs`.
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    from coursekit.grader import thread_env
+    from coursekit.autograde.runner import thread_env
 
     os.environ.update(thread_env(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "2"))))
 

@@ -1,4 +1,4 @@
-"""Grading bounds (coursekit.bounds.BoundedExecute): submissions that misbehave keep the points they
+"""Grading bounds (coursekit.autograde.bounds.BoundedExecute): submissions that misbehave keep the points they
 earned before the misbehaviour, get the reason in their notebook and feedback, cost nobody else a
 point, and let `coursekit grade` finish with exit 0.
 

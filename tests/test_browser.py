@@ -114,7 +114,7 @@ def _quiet_env(extra: dict[str, str]) -> dict[str, str]:
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the repository's editable coursekit/
     # The kernels, the grader and Chromium share two cores: one OpenMP thread per process, or
-    # PyTorch's spinning workers make side-by-side kernels many times slower (see coursekit.grader).
+    # PyTorch's spinning workers make side-by-side kernels many times slower (see coursekit.autograde.runner).
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         env.setdefault(k, "1")
     env.update(extra)

@@ -1,4 +1,4 @@
-"""coursekit.integrity: the rules that keep student code from tampering with grading.
+"""coursekit.autograde.audit: the rules that keep student code from tampering with grading.
 
 Fast checks, no kernel: every attack in tests/test_tamper.py and many more idioms are flagged;
 every solution, every planted wrong answer and the ordinary things students write are not.
@@ -16,7 +16,7 @@ import pytest
 from nbtools import make_submission, solution_sources
 from test_tamper import ATTACKS
 
-from coursekit.integrity import AuditState, audit_notebook, audit_source
+from coursekit.autograde.audit import AuditState, audit_notebook, audit_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ("import numpy as np\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"

@@ -220,7 +220,7 @@ def test_tampering_earns_nothing_and_costs_nobody_anything(tmp_path):
         text = json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
         assert "TamperingBlocked" in text, f"{student}: the autograded notebook should say why the cell did not run"
 
-    # nbgrader (with coursekit.restore) put the instructor's tests back where they were edited or deleted
+    # nbgrader (with coursekit.autograde.restore) put the instructor's tests back where they were edited or deleted
     source = nbformat.read(course / "solutions" / LESSON / NAME, as_version=4)
     want = {c.metadata.nbgrader["grade_id"]: c.source for c in source.cells
             if c.metadata.get("nbgrader", {}).get("grade")}

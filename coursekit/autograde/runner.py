@@ -28,8 +28,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._nbhost import Host
-from .notebooks import (
+from .._nbhost import Host
+from ..notebooks import (
     DB_ENV_VAR,
     FRAMEWORK_NOTEBOOKS,
     Course,

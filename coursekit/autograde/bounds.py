@@ -11,12 +11,12 @@ keeps nbgrader's behaviour for well-behaved notebooks and, when a bound is hit,
 - keeps the points of the tests that ran before, and lets grading move on to the next student.
 
 Before anything runs it also reads every cell the student could have written
-(`coursekit.integrity`): a cell that would tamper with the grader, the tests or the libraries
+(`coursekit.autograde.audit`): a cell that would tamper with the grader, the tests or the libraries
 they use is not executed, and its output names the line and the rule (`TamperingBlocked`).
 
 Enable it in `nbgrader_config.py` (this course's config does):
 
-    c.Autograde.autograde_preprocessors = [..."coursekit.bounds.BoundedExecute", ...]
+    c.Autograde.autograde_preprocessors = [..."coursekit.autograde.bounds.BoundedExecute", ...]
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Float, Integer, default
 
-__all__ = ["BoundedExecute", "LimitReached"]
+from .sandbox import SandboxedKernelManager, SandboxLimits, SandboxUnavailable, sandbox_problem
+
+__all__ = ["BoundedExecute", "LimitReached", "UNSANDBOXED_NOTE"]
+
+UNSANDBOXED_NOTE = ("**Graded without the OS sandbox.** The instructor turned the grading sandbox off "
+                    "(`coursekit grade --no-sandbox`): this notebook ran with the grader's own rights.")
 
 
 class LimitReached(Exception):
@@ -55,8 +60,15 @@ class BoundedExecute(Execute):
     ).tag(config=True)
     poll_interval = Float(0.2, help="Seconds between memory checks.").tag(config=True)
     audit = Bool(
-        True, help="Do not run cells that break coursekit.integrity's rules (tampering with grading)."
+        True, help="Do not run cells that break coursekit.autograde.audit's rules (tampering with grading)."
     ).tag(config=True)
+    sandbox = Bool(
+        True, help="Run each kernel in the OS sandbox (coursekit.autograde.sandbox). Off: the notebook runs "
+                   "with the grader's rights, and the autograded notebook and its feedback say so."
+    ).tag(config=True)
+    sandbox_disk_mb = Integer(512, help="Size of the kernel's writable folders (MiB each).").tag(config=True)
+    sandbox_max_processes = Integer(1024, help="Processes and threads the kernel may have.").tag(config=True)
+    sandbox_uid_base = Integer(61000, help="First uid of the kernels' own uids (when grading as root).").tag(config=True)
 
     @default("shutdown_kernel")
     def _shutdown_kernel_default(self) -> str:
@@ -66,7 +78,23 @@ class BoundedExecute(Execute):
         return "immediate"
 
     # ------------------------------------------------------------------ per notebook
+    def create_kernel_manager(self):
+        if not self.sandbox:
+            return super().create_kernel_manager()
+        problem = sandbox_problem()
+        if problem is not None:
+            raise SandboxUnavailable(f"coursekit: {problem}")
+        if not self.kernel_name:
+            self.kernel_name = self.nb.metadata.get("kernelspec", {}).get("name") or "python3"
+        self.km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
+        self.km.sandbox_limits = SandboxLimits(
+            memory_mb=self.memory_limit_mb, disk_mb=self.sandbox_disk_mb, max_processes=self.sandbox_max_processes,
+            uid_base=self.sandbox_uid_base)
+        return self.km
+
     def preprocess(self, nb, resources=None, km=None):
+        if not self.sandbox:
+            _state_unsandboxed(nb)
         self._stopped: str | None = None
         self._started = time.monotonic()
         self._killed_for_memory = threading.Event()
@@ -110,7 +138,8 @@ class BoundedExecute(Execute):
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            if self._killed_for_memory.is_set():
+            oom = getattr(self.km, "oom_killed", None)
+            if self._killed_for_memory.is_set() or (oom is not None and oom()):
                 reason = f"the kernel used more than {self.memory_limit_mb} MiB of memory and was stopped"
             else:
                 reason = "the kernel died while running this cell (a crash, os._exit or running out of memory)"
@@ -157,7 +186,7 @@ class BoundedExecute(Execute):
         """Cells to skip, with their findings; judged against the released student version."""
         from nbgrader.coursedir import CourseDirectory
 
-        from .integrity import audit_notebook
+        from .audit import audit_notebook
 
         info = (resources or {}).get("nbgrader", {})
         coursedir = CourseDirectory(config=self.config)
@@ -211,12 +240,16 @@ class BoundedExecute(Execute):
         return getattr(provisioner, "pid", None)
 
     def _kill_kernel(self) -> None:
+        kill_all = getattr(self.km, "kill_all", None)
+        if kill_all is not None:
+            kill_all()
+            return
         pid = self._kernel_pid()
         if pid:
             _kill_tree(pid)
 
     def _start_watcher(self) -> None:
-        if self._watcher is not None or not self.memory_limit_mb:
+        if self._watcher is not None or not self.memory_limit_mb or getattr(self.km, "has_memory_limit", False):
             return
         pid = self._kernel_pid()
         if not pid:
@@ -243,6 +276,15 @@ class BoundedExecute(Execute):
                 self._killed_for_memory.set()
                 _kill_tree(pid)
                 return
+
+
+def _state_unsandboxed(nb) -> None:
+    """Say in the notebook itself (and so in its feedback) that it was graded without the sandbox."""
+    nb.metadata.setdefault("coursekit", {})["sandbox"] = False
+    if not (nb.cells and nb.cells[0].get("metadata", {}).get("coursekit_note") == "unsandboxed"):
+        from nbformat.v4 import new_markdown_cell
+
+        nb.cells.insert(0, new_markdown_cell(UNSANDBOXED_NOTE, metadata={"coursekit_note": "unsandboxed"}))
 
 
 def _kill_tree(pid: int) -> None:

@@ -1,0 +1,10 @@
+"""Host-side grading: what runs in the instructor's process, never in a student's kernel.
+
+- `sandbox`: the OS sandbox every graded kernel runs in (bubblewrap, its own uid, cgroup limits).
+- `bounds`: nbgrader's Execute with time, memory and output limits (`BoundedExecute`).
+- `restore`: puts back the instructor's cells before a submission runs.
+- `audit`: a static reading of student cells, as advice (`coursekit audit`).
+- `runner`: grading a class, serially or with parallel workers.
+
+The kernel-side helpers that test cells call are `coursekit.grading`.
+"""
