@@ -303,6 +303,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._finalizer = weakref.finalize(self, _cleanup, self._runtime, None, None)
 
     # ---------------------------------------------------------------- launch
+    async def _async_pre_start_kernel(self, **kw):
+        # An interrupt as a signal to the kernel's process group would reach bwrap itself, which dies
+        # of it and takes the kernel along; ipykernel's interrupt_request message (control channel)
+        # makes the kernel signal itself instead, inside its own PID namespace.
+        self.kernel_spec.interrupt_mode = "message"
+        return await super()._async_pre_start_kernel(**kw)
+
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         inner = super().format_kernel_cmd(extra_arguments)
         limits = self.sandbox_limits
