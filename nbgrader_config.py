@@ -64,6 +64,10 @@ c.BoundedExecute.notebook_timeout = 900
 # the coursekit package). `coursekit grade --no-sandbox` sets COURSEKIT_SANDBOX=0, and every score
 # table and feedback file of that run says the notebooks ran unprotected.
 c.BoundedExecute.sandbox = os.environ.get("COURSEKIT_SANDBOX", "1") != "0"
+# Test cells are judged outside the kernel, against a sandboxed run of the instructor's notebook
+# (coursekit.autograde.expected), recorded once and kept here (never beside a lesson: students would
+# receive it). Parallel graders point COURSEKIT_EXPECTED_DIR at the course's own folder.
+c.BoundedExecute.expected_dir = os.environ.get("COURSEKIT_EXPECTED_DIR") or os.path.join(_here, ".coursekit", "expected")
 c.BoundedExecute.memory_limit_mb = 6144
 c.BoundedExecute.max_output_chars = 200_000
 

@@ -26,7 +26,7 @@ import sys
 import threading
 
 from ._nbhost import CommandFailed, Host, skip_rfc3987_grammar
-from .autograde.runner import already_graded, grade_parallel, grade_serial, progress_bar
+from .autograde.runner import already_graded, ensure_instructor_runs, grade_parallel, grade_serial, progress_bar
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -230,7 +230,8 @@ def cmd_grade(args) -> int:
     if unprotected:
         print(UNSANDBOXED_LINE, file=sys.stderr if args.json else sys.stdout, flush=True)
     # the score table needs nbgrader's gradebook API: import it while the kernels run
-    threading.Thread(target=importlib.import_module, args=("nbgrader.api",), daemon=True).start()
+    api_import = threading.Thread(target=importlib.import_module, args=("nbgrader.api",), daemon=True)
+    api_import.start()
     todo = students if args.force else [s for s in students if s not in already_graded(course, lesson)]
     skipped = len(students) - len(todo)
     # nbgrader fails a submission without the expected notebook with a cryptic "Did you mean";
@@ -247,6 +248,9 @@ def cmd_grade(args) -> int:
     if skipped:
         print(f"{skipped} already graded (use --force to grade them again)",
               file=sys.stderr if args.json else sys.stdout, flush=True)
+    if todo:
+        api_import.join()  # nbgrader's modules import each other: never two threads at once
+        _instructor_runs(course, lesson, framework, args.json)
     with progress_bar(len(todo), enabled=not args.json) as bar:
         if args.jobs == 1 or len(todo) <= 1:
             outcomes = grade_serial(course, lesson, todo, framework, bar)
@@ -271,6 +275,22 @@ def cmd_grade(args) -> int:
     for f in failed:
         print(f"coursekit: error: autograde failed for {f}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _instructor_runs(course: Course, lesson: str, framework: str | None, quiet: bool) -> None:
+    """Record the instructor's run of each notebook once (the checks of every submission are
+    compared with it), saying how long the cold run took."""
+    from .autograde.expected import InstructorRunFailed
+    from .autograde.sandbox import SandboxUnavailable
+
+    out = sys.stderr if quiet else sys.stdout
+    try:
+        for notebook, seconds in ensure_instructor_runs(course, lesson, framework):
+            if seconds is not None:
+                print(f"recorded the instructor's run of {lesson}/{notebook}.ipynb in {seconds:.1f} s "
+                      "(once per solution, coursekit and library version)", file=out, flush=True)
+    except (InstructorRunFailed, SandboxUnavailable) as err:
+        raise CourseError(str(err).removeprefix("coursekit: ")) from None
 
 
 def _graded_students(course: Course, lesson: str) -> list[str]:

@@ -5,17 +5,34 @@ received, what was expected, and where to look. Student code is called through `
 keeps framework warnings off stderr: nbgrader fails a test cell that writes to stderr, and a
 deprecation notice is not a wrong answer.
 
-The helpers import no framework; tensors are converted by duck typing. Because student code
-runs in the same kernel, the helpers accept only genuine values: arrays and tensors whose classes
-all come from numpy / torch / TensorFlow / Keras, and plain Python values of the exact built-in
-types. A look-alike object (a class of the student's with a `shape` attribute, a subclass of
-`torch.Tensor`, an object that compares equal to everything) fails the check instead of faking it.
+The helpers import no framework; tensors are converted by duck typing.
+
+**Who decides.** While a student works (and under nbgrader's Validate) the helpers compare in the
+kernel and raise an AssertionError with the hint, as any test would. While nbgrader *autogrades*
+(`NBGRADER_EXECUTION=autograde`) the student's code shares this kernel, so nothing decided here can be
+trusted: each check then only *reports an observation* — the value the student's code produced,
+as plain JSON data (arrays as dtype, shape and base64 bytes; never pickle) in a display message of
+type `OBSERVATION_MIME` — and goes on. The grader (`coursekit.autograde.verdicts`, outside the
+kernel) compares every observation of a test cell with what a clean, sandboxed run of the
+instructor's solution observed at the same check, with the tolerances of that run, and writes the
+verdict into the test cell; whatever the kernel printed or raised there counts for nothing.
+Hidden tests therefore call `expect(value, what)` with no expected value at all: what is right
+exists only outside the kernel.
+
+Student functions are called through `call`, which gives them copies of the arrays and tensors
+they receive (a function that changes its input in place cannot change what later checks see)
+and keeps warnings off stderr (nbgrader fails a test cell that writes to stderr).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import copy
 import io
+import math
+import os
+import sys
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -30,7 +47,15 @@ __all__ = [
     "check_equal",
     "check_raises",
     "check_true",
+    "expect",
+    "OBSERVATION_MIME",
+    "encode",
 ]
+
+OBSERVATION_MIME = "application/vnd.coursekit.observation+json"
+# An observation carries at most this many array elements (a check on a bigger array is a test to
+# rewrite with a smaller input).
+MAX_ELEMENTS = 2**22
 
 
 _LIBRARY_ROOTS = frozenset({"builtins", "numpy", "torch", "tensorflow", "keras", "tf_keras"})
@@ -97,11 +122,13 @@ def shape_of(x: Any) -> tuple:
 def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """Call the student's `fn`, keeping warnings and stray stderr out of the test cell.
 
-    Raises AssertionError with a hint if `fn` is not callable or still raises
+    Arrays and tensors among the arguments (also inside lists, tuples and dicts) are passed as
+    copies. Raises AssertionError with a hint if `fn` is not callable or still raises
     NotImplementedError (the exercise has not been attempted)."""
     name = getattr(fn, "__name__", repr(fn))
     if not callable(fn):
         raise AssertionError(f"{name} should be a function, but it is a {type(fn).__name__}.")
+    args, kwargs = _copies(args), _copies(kwargs)
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
@@ -115,6 +142,9 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 
 def check_shape(actual: Any, expected: Sequence[int | None], what: str = "output", hint: str = "") -> None:
     """Assert `actual` (a tensor or a shape) has shape `expected`."""
+    if autograding():
+        _observe("shape", lambda: _shape_value(actual), what, hint)
+        return
     if type(actual) in (tuple, list):
         _plain(actual, what)
         got = tuple(actual)
@@ -138,6 +168,9 @@ def check_close(
     hint: str = "",
 ) -> None:
     """Assert `actual` equals `expected` numerically (shape first, then values)."""
+    if autograding():
+        _observe("close", lambda: _array_value(actual), what, hint, atol=atol, rtol=rtol)
+        return
     a, e = to_numpy(actual), to_numpy(expected)
     if a.shape != e.shape:
         raise AssertionError(
@@ -155,6 +188,9 @@ def check_close(
 
 def check_equal(actual: Any, expected: Any, what: str = "result", hint: str = "") -> None:
     """Assert `actual == expected` for plain Python values (tuples, ints, strings)."""
+    if autograding():
+        _observe("equal", lambda: actual, what, hint)
+        return
     _plain(actual, what)
     if actual != expected:
         raise AssertionError(
@@ -167,6 +203,14 @@ def check_raises(
 ) -> BaseException:
     """Assert that calling `fn(*args, **kwargs)` raises `exc_type`; return the exception."""
     name = what or f"{getattr(fn, '__name__', 'the function')}{args!r}"
+    if autograding():
+        raised: BaseException | None = None
+        try:
+            call(fn, *args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - any exception is an observation
+            raised = err
+        _observe("raises", lambda: isinstance(raised, exc_type), name, hint)
+        return raised
     try:
         call(fn, *args, **kwargs)
     except exc_type as err:
@@ -183,6 +227,9 @@ def check_raises(
 
 def check_true(condition: bool, message: str) -> None:
     """Assert `condition`, with `message` as the student's hint."""
+    if autograding():
+        _observe("true", lambda: _truth(condition), message, "")
+        return
     if type(condition) is not bool:
         if isinstance(condition, np.bool_) or (_from_library(condition) and getattr(condition, "shape", None) == ()):
             condition = bool(to_numpy(condition))
@@ -190,3 +237,102 @@ def check_true(condition: bool, message: str) -> None:
             raise AssertionError(f"{message} (the check needs True or False, got a {type(condition).__name__})")
     if not condition:
         raise AssertionError(message)
+
+
+def expect(actual: Any, what: str = "result", atol: float = 1e-5, rtol: float = 1e-5, hint: str = "") -> None:
+    """Report `actual` for the grader to compare with the instructor's run (hidden tests use this:
+    the right value never enters the kernel). Arrays and numbers are compared with `atol`/`rtol`,
+    everything else exactly. Outside autograding there is nothing to compare with: a no-op."""
+    if autograding():
+        _observe("value", lambda: actual, what, hint, atol=atol, rtol=rtol)
+
+
+# ---------------------------------------------------------------- observations (autograding)
+def autograding() -> bool:
+    """Whether nbgrader is autograding this kernel (then checks report instead of deciding)."""
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde"
+
+
+def _observe(kind: str, value: Callable[[], Any], what: str, hint: str, **tolerances: float) -> None:
+    try:
+        data = encode(value())
+    except Exception as err:  # noqa: BLE001 - whatever the student's value is, the check must report
+        data = {"__unencodable__": f"{type(err).__name__}"}
+    obs = {"kind": kind, "what": str(what), "hint": str(hint), "line": _cell_line(), "value": data,
+           **{k: float(v) for k, v in tolerances.items()}}
+    from IPython.display import publish_display_data
+
+    publish_display_data({OBSERVATION_MIME: obs})
+
+
+def _cell_line() -> int:
+    """The line of the test cell that made the check (the first frame outside this module)."""
+    frame = sys._getframe(1)
+    here = frame.f_code.co_filename
+    while frame is not None and frame.f_code.co_filename == here:
+        frame = frame.f_back
+    return frame.f_lineno if frame is not None else 0
+
+
+def _shape_value(x: Any) -> list:
+    if type(x) in (tuple, list):
+        return [None if d is None else int(d) for d in x]
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return [None if d is None else int(d) for d in x]  # torch.Size, TensorShape
+    return [None if d is None else int(d) for d in shape]
+
+
+def _array_value(x: Any) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    elif hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def _truth(x: Any) -> bool:
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return bool(np.asarray(_array_value(x)).all())
+    return bool(x)
+
+
+def encode(x: Any) -> Any:
+    """Plain JSON for a value: numbers, strings, lists (tuples too), dicts with string keys, and
+    arrays/tensors as {"__array__": dtype, "shape", "b64"}; no pickle, nothing executable."""
+    if x is None or isinstance(x, (bool, str)):
+        return x if not isinstance(x, str) else str(x)
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        f = float(x)
+        return f if math.isfinite(f) else {"__float__": repr(f)}
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, (list, tuple)):
+        return [encode(v) for v in x]
+    if isinstance(x, dict):
+        return {"__dict__": [[encode(k), encode(v)] for k, v in x.items()]}
+    if hasattr(x, "shape") or isinstance(x, np.ndarray):
+        a = np.ascontiguousarray(_array_value(x))
+        if a.dtype == object or a.dtype.kind not in "biufc":
+            raise TypeError(f"an array of {a.dtype}")
+        if a.size > MAX_ELEMENTS:
+            raise ValueError(f"an array of {a.size} elements")
+        return {"__array__": a.dtype.str, "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
+    raise TypeError(type(x).__name__)
+
+
+def _copies(x: Any) -> Any:
+    """Copies of the arrays and tensors in `x` (also inside lists, tuples and dicts)."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if hasattr(x, "clone") and hasattr(x, "detach"):  # torch.Tensor: same requires_grad, new storage
+        return x.clone()
+    if type(x).__module__.startswith(("tensorflow", "keras")) and hasattr(x, "shape") and hasattr(x, "numpy"):
+        return copy.copy(x) if not hasattr(x, "assign") else x  # tf tensors are immutable; variables stay shared
+    if type(x) in (list, tuple):
+        return type(x)(_copies(v) for v in x)
+    if type(x) is dict:
+        return {k: _copies(v) for k, v in x.items()}
+    return x

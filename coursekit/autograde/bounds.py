@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 import threading
 import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Float, Integer, default
+from traitlets import Bool, Float, Integer, Unicode, default
 
+from ..grading import OBSERVATION_MIME
 from .sandbox import SandboxedKernelManager, SandboxLimits, SandboxUnavailable, sandbox_problem
+from .verdicts import hidden_lines, judge, stopped_by, verdict_outputs
 
 __all__ = ["BoundedExecute", "LimitReached", "UNSANDBOXED_NOTE"]
 
@@ -69,6 +72,12 @@ class BoundedExecute(Execute):
     sandbox_disk_mb = Integer(512, help="Size of the kernel's writable folders (MiB each).").tag(config=True)
     sandbox_max_processes = Integer(1024, help="Processes and threads the kernel may have.").tag(config=True)
     sandbox_uid_base = Integer(61000, help="First uid of the kernels' own uids (when grading as root).").tag(config=True)
+    expected_dir = Unicode(
+        "", help="Where the instructor runs' records are kept (default: <course>/.coursekit/expected)."
+    ).tag(config=True)
+    record = Bool(
+        False, help="Run the instructor's source notebook and record what its checks observe (no verdicts)."
+    ).tag(config=True)
 
     @default("shutdown_kernel")
     def _shutdown_kernel_default(self) -> str:
@@ -102,6 +111,9 @@ class BoundedExecute(Execute):
         self._watcher: threading.Thread | None = None
         self._cell_chars: dict[int, int] = {}
         self._truncated: set[int] = set()
+        self._observations: dict[int, list] = {}
+        self.recorded: dict[str, dict] = {}
+        self._expected = None if self.record else self._instructor_record(resources)
         self._blocked = self._audit(nb, resources) if self.audit else {}
         try:
             return super().preprocess(nb, resources, km)
@@ -111,6 +123,35 @@ class BoundedExecute(Execute):
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
             return cell, resources
+        stopped_before = self._stopped
+        cell, resources = self._run_cell(cell, resources, index)
+        if _is_test_cell(cell) and not (stopped_before is not None):
+            self._settle(cell, index, self._stopped if self._stopped != stopped_before else None)
+        return cell, resources
+
+    def _settle(self, cell, index: int, limit: str | None) -> None:
+        """After a test cell ran: record its observations (instructor run) or put the grader's
+        verdict in place of everything the kernel wrote into it."""
+        gid = cell.metadata["nbgrader"].get("grade_id", f"cell-{index}")
+        observed = self._observations.pop(index, [])
+        if self.record:
+            hidden = hidden_lines(cell.source)
+            error = next((f"{o.get('ename')}: {o.get('evalue', '')}"[:300] for o in cell.outputs
+                          if o.get("output_type") == "error"), None)
+            self.recorded[gid] = {"checks": [{**o, "hidden": o.get("line") in hidden} for o in observed],
+                                  "error": error}
+            return
+        expected = (self._expected or {}).get("cells", {}).get(gid)
+        if expected is None:
+            verdict_cell = [self._error(f"the instructor's run has no record of test cell {gid}; grade again "
+                                        "so the record is made anew")]
+        else:
+            verdict_cell = verdict_outputs(judge(expected, observed, stopped_by(cell.outputs)))
+        if limit is not None:
+            verdict_cell.append(self._error(limit))
+        cell.outputs = verdict_cell
+
+    def _run_cell(self, cell, resources, index):
         self._start_watcher()
         if self._stopped is None and self.notebook_timeout and self._elapsed() >= self.notebook_timeout:
             self._stop(f"the notebook used up its {self.notebook_timeout} s time limit")
@@ -166,6 +207,12 @@ class BoundedExecute(Execute):
 
     # ------------------------------------------------------------------ output cap
     def output(self, outs, msg, display_id, cell_index):
+        data = msg.get("content", {}).get("data")
+        if isinstance(data, dict) and OBSERVATION_MIME in data:
+            # a check's report: kept apart for the verdict, never an output (from any cell)
+            if len(self._observations.setdefault(cell_index, [])) < 10_000:
+                self._observations[cell_index].append(data[OBSERVATION_MIME])
+            return None
         if not self.max_output_chars:
             return super().output(outs, msg, display_id, cell_index)
         size = _message_chars(msg)
@@ -182,6 +229,22 @@ class BoundedExecute(Execute):
         return None
 
     # ------------------------------------------------------------------ helpers
+    def _instructor_record(self, resources) -> dict:
+        """The instructor run's record for this notebook (made now if missing or stale)."""
+        from nbgrader.coursedir import CourseDirectory
+
+        from .expected import ensure_record
+
+        info = (resources or {}).get("nbgrader", {})
+        coursedir = CourseDirectory(config=self.config)
+        lesson, notebook = info.get("assignment", ""), info.get("notebook", "")
+        source = Path(coursedir.root) / coursedir.source_directory / lesson / f"{notebook}.ipynb"
+        if not source.is_file():
+            raise RuntimeError(f"coursekit: the instructor's notebook {source} is needed to grade "
+                               "(the checks are compared with its run)")
+        folder = Path(self.expected_dir or Path(coursedir.root) / ".coursekit" / "expected")
+        return ensure_record(self.config, folder, source, lesson, notebook, log=self.log)
+
     def _audit(self, nb, resources) -> dict:
         """Cells to skip, with their findings; judged against the released student version."""
         from nbgrader.coursedir import CourseDirectory
@@ -276,6 +339,11 @@ class BoundedExecute(Execute):
                 self._killed_for_memory.set()
                 _kill_tree(pid)
                 return
+
+
+def _is_test_cell(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _state_unsandboxed(nb) -> None:

@@ -39,6 +39,35 @@ from ..notebooks import (
 )
 
 
+EXPECTED_ENV_VAR = "COURSEKIT_EXPECTED_DIR"
+
+
+def expected_dir(course: Course) -> Path:
+    """Where the course keeps its instructor runs (coursekit.autograde.expected)."""
+    return Path(os.environ.get(EXPECTED_ENV_VAR) or course.root / ".coursekit" / "expected")
+
+
+def ensure_instructor_runs(course: Course, lesson: str, framework: str | None) -> list[tuple[str, float | None]]:
+    """Make the instructor runs `lesson` needs that are missing or stale: [(notebook, seconds or None
+    if it was already recorded)]. Grading compares every student's checks with them."""
+    import time
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from .expected import ensure_record, load_record, record_key, record_path
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
+    made = []
+    for source in course.notebooks(lesson, framework):
+        if load_record(record_path(expected_dir(course), lesson, source.stem), record_key(source)) is not None:
+            made.append((source.stem, None))
+            continue
+        started = time.monotonic()
+        ensure_record(config, expected_dir(course), source, lesson, source.stem)
+        made.append((source.stem, time.monotonic() - started))
+    return made
+
+
 def thread_env(jobs: int) -> dict[str, str]:
     """Thread caps for `jobs` kernels sharing this machine's cores.
 
@@ -194,7 +223,8 @@ def grade_parallel(course: Course, lesson: str, students: list[str], framework: 
             for batch in _batches(students, jobs):
                 private = _private_course(course, lesson, batch, scratch / "workers" / batch[0])
                 # never the shared gradebook: each worker writes a private SQLite file
-                env = {**thread_env(jobs), DB_ENV_VAR: f"sqlite:///{private.root / 'gradebook.db'}"}
+                env = {**thread_env(jobs), DB_ENV_VAR: f"sqlite:///{private.root / 'gradebook.db'}",
+                       EXPECTED_ENV_VAR: str(expected_dir(course))}
                 workers[Host(private.root, events, nbgrader_env(env))] = batch
             _register(recorder, lesson, framework, scratch / "release")
             if not course.uses_sqlite:  # no file to snapshot: each worker registers the lesson itself

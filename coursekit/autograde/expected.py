@@ -1,0 +1,130 @@
+"""The instructor's run: what every check of a notebook's test cells observes on the solution.
+
+Grading a notebook needs, for each of its test cells, the observations a clean run of the
+instructor's *source* notebook (solutions and hidden tests in place) makes — in its own sandboxed
+kernel, at the same run size as grading. That run is made once and cached in `expected_dir`
+(default `<course>/.coursekit/expected/<lesson>/<notebook>.json`, beside no lesson: students never
+receive it), keyed by the source notebook, the coursekit package and the versions of the libraries
+that compute the numbers. A stale or missing record is made again, under a lock, by whichever
+grading process needs it first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+FORMAT = 1
+LIBRARIES = ("numpy", "torch", "torchvision", "tensorflow", "keras", "scikit-learn", "ipykernel")
+
+__all__ = ["record_key", "record_path", "load_record", "ensure_record", "InstructorRunFailed"]
+
+
+class InstructorRunFailed(RuntimeError):
+    """The instructor's own solution fails a test cell: the lesson must be fixed before grading."""
+
+
+def _package_digest() -> str:
+    import coursekit
+
+    h = hashlib.sha256()
+    top = Path(coursekit.__file__).parent
+    for f in sorted(top.rglob("*.py")):
+        h.update(str(f.relative_to(top)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def record_key(source: Path) -> str:
+    """What the record depends on: the source notebook's cells, coursekit, the libraries, the run size."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    h = hashlib.sha256(f"format {FORMAT}\n".encode())
+    for cell in nb.cells:
+        h.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0")
+    h.update(_package_digest().encode())
+    for lib in LIBRARIES:
+        try:
+            h.update(f"{lib} {md.version(lib)}\n".encode())
+        except md.PackageNotFoundError:
+            h.update(f"{lib} -\n".encode())
+    h.update(f"run size {os.environ.get('COURSEKIT_RUN_SIZE', '')}\n".encode())
+    return h.hexdigest()
+
+
+def record_path(expected_dir: Path, lesson: str, notebook: str) -> Path:
+    return Path(expected_dir) / lesson / f"{notebook}.json"
+
+
+def load_record(path: Path, key: str) -> dict | None:
+    """The record at `path` if it was made for `key`, else None."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("key") == key and data.get("format") == FORMAT else None
+
+
+@contextlib.contextmanager
+def _setenv(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def ensure_record(config, expected_dir: Path, source: Path, lesson: str, notebook: str, log=None) -> dict:
+    """The instructor run's record of `source`, made now (in a sandboxed kernel) if missing or stale."""
+    key = record_key(source)
+    path = record_path(expected_dir, lesson, notebook)
+    record = load_record(path, key)
+    if record is not None:
+        return record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another grader may be making it right now
+        record = load_record(path, key)
+        if record is not None:
+            return record
+        if log is not None:
+            log.info("coursekit: recording the instructor's run of %s/%s.ipynb", lesson, notebook)
+        record = _run_instructor(config, source, lesson, notebook)
+        record["key"] = key
+        part = path.with_name(f".{path.name}.{os.getpid()}.part")
+        part.write_text(json.dumps(record))
+        os.replace(part, path)
+    return record
+
+
+def _run_instructor(config, source: Path, lesson: str, notebook: str) -> dict:
+    import nbformat
+
+    from .bounds import BoundedExecute
+
+    nb = nbformat.read(source, as_version=4)
+    pp = BoundedExecute(config=config, record=True, audit=False)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="coursekit-instructor-") as cwd, _setenv(NBGRADER_EXECUTION="autograde"):
+        pp.preprocess(nb, {"metadata": {"path": cwd}, "nbgrader": {"assignment": lesson, "notebook": notebook}})
+    failing = sorted(gid for gid, cell in pp.recorded.items() if cell["error"])
+    if failing:
+        raise InstructorRunFailed(
+            f"the instructor's solution of {lesson}/{notebook}.ipynb fails its own test cell(s) {', '.join(failing)} "
+            f"({pp.recorded[failing[0]]['error']}); fix the lesson in solutions/ before grading")
+    return {"format": FORMAT, "lesson": lesson, "notebook": notebook, "made": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "seconds": round(time.monotonic() - started, 1),
+            "cells": {gid: cell["checks"] for gid, cell in pp.recorded.items()}}
