@@ -26,7 +26,14 @@ import sys
 import threading
 
 from ._nbhost import CommandFailed, Host, skip_rfc3987_grammar
-from .autograde.runner import already_graded, ensure_instructor_runs, grade_parallel, grade_serial, progress_bar
+from .autograde.runner import (
+    already_graded,
+    ensure_instructor_runs,
+    grade_parallel,
+    grade_serial,
+    progress_bar,
+    thread_env,
+)
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -250,7 +257,7 @@ def cmd_grade(args) -> int:
               file=sys.stderr if args.json else sys.stdout, flush=True)
     if todo:
         api_import.join()  # nbgrader's modules import each other: never two threads at once
-        _instructor_runs(course, lesson, framework, args.json)
+        _instructor_runs(course, lesson, framework, args.json, args.jobs if len(todo) > 1 else 1)
     with progress_bar(len(todo), enabled=not args.json) as bar:
         if args.jobs == 1 or len(todo) <= 1:
             outcomes = grade_serial(course, lesson, todo, framework, bar)
@@ -277,13 +284,16 @@ def cmd_grade(args) -> int:
     return 1 if failed else 0
 
 
-def _instructor_runs(course: Course, lesson: str, framework: str | None, quiet: bool) -> None:
+def _instructor_runs(course: Course, lesson: str, framework: str | None, quiet: bool, jobs: int) -> None:
     """Record the instructor's run of each notebook once (the checks of every submission are
-    compared with it), saying how long the cold run took."""
+    compared with it), with the thread caps the graders will have, saying how long the cold run took."""
     from .autograde.expected import InstructorRunFailed
     from .autograde.sandbox import SandboxUnavailable
 
     out = sys.stderr if quiet else sys.stdout
+    caps = thread_env(jobs) if jobs > 1 else {}
+    saved = {k: os.environ.get(k) for k in caps}
+    os.environ.update(caps)
     try:
         for notebook, seconds in ensure_instructor_runs(course, lesson, framework):
             if seconds is not None:
@@ -291,6 +301,9 @@ def _instructor_runs(course: Course, lesson: str, framework: str | None, quiet: 
                       "(once per solution, coursekit and library version)", file=out, flush=True)
     except (InstructorRunFailed, SandboxUnavailable) as err:
         raise CourseError(str(err).removeprefix("coursekit: ")) from None
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def _graded_students(course: Course, lesson: str) -> list[str]:

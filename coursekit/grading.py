@@ -26,17 +26,17 @@ and keeps warnings off stderr (nbgrader fails a test cell that writes to stderr)
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import io
-import math
 import os
 import sys
 import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from .observations import _array_value, _shape_value, _truth, compare, decode, encode
 
 __all__ = [
     "to_numpy",
@@ -53,9 +53,6 @@ __all__ = [
 ]
 
 OBSERVATION_MIME = "application/vnd.coursekit.observation+json"
-# An observation carries at most this many array elements (a check on a bigger array is a test to
-# rewrite with a smaller input).
-MAX_ELEMENTS = 2**22
 
 
 _LIBRARY_ROOTS = frozenset({"builtins", "numpy", "torch", "tensorflow", "keras", "tf_keras"})
@@ -145,18 +142,7 @@ def check_shape(actual: Any, expected: Sequence[int | None], what: str = "output
     if autograding():
         _observe("shape", lambda: _shape_value(actual), what, hint)
         return
-    if type(actual) in (tuple, list):
-        _plain(actual, what)
-        got = tuple(actual)
-    else:
-        _genuine(actual, what)
-        got = shape_of(actual) if hasattr(actual, "shape") else tuple(actual)  # torch.Size, TensorShape
-    got = tuple(None if d is None else int(d) for d in got)
-    want = tuple(None if d is None else int(d) for d in expected)
-    if got != want:
-        raise AssertionError(
-            f"{what} has shape {got}, expected {want}." + (f" Hint: {hint}" if hint else "")
-        )
+    _decide("shape", _shape_value(actual), list(expected), what, hint)
 
 
 def check_close(
@@ -171,31 +157,28 @@ def check_close(
     if autograding():
         _observe("close", lambda: _array_value(actual), what, hint, atol=atol, rtol=rtol)
         return
-    a, e = to_numpy(actual), to_numpy(expected)
-    if a.shape != e.shape:
-        raise AssertionError(
-            f"{what} has shape {a.shape}, expected {e.shape}." + (f" Hint: {hint}" if hint else "")
-        )
-    if not np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=False):
-        diff = np.abs(a.astype(np.float64) - e.astype(np.float64))
-        worst = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.size else ()
-        raise AssertionError(
-            f"{what} differs from the expected values: max abs difference {np.nanmax(diff):.3g} "
-            f"at index {tuple(int(i) for i in worst)} (tolerance atol={atol}, rtol={rtol})."
-            + (f" Hint: {hint}" if hint else "")
-        )
+    _decide("close", _array_value(actual), _array_value(expected), what, hint, atol, rtol)
 
 
 def check_equal(actual: Any, expected: Any, what: str = "result", hint: str = "") -> None:
-    """Assert `actual == expected` for plain Python values (tuples, ints, strings)."""
+    """Assert `actual == expected` for plain Python values (tuples, ints, strings); a list and a
+    tuple of the same items count as equal, as they do for the grader."""
     if autograding():
         _observe("equal", lambda: actual, what, hint)
         return
-    _plain(actual, what)
-    if actual != expected:
-        raise AssertionError(
-            f"{what} is {actual!r}, expected {expected!r}." + (f" Hint: {hint}" if hint else "")
-        )
+    _decide("equal", actual, expected, what, hint)
+
+
+def _decide(kind: str, actual: Any, expected: Any, what: str, hint: str, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    """The local verdict: the grader's own comparison (coursekit.observations.compare) on the same data."""
+    try:
+        got = decode(encode(actual))
+    except (TypeError, ValueError) as err:
+        raise AssertionError(f"{what} is not a value the grader can read ({err}); return a tensor, an array "
+                             "or plain Python values." + (f" Hint: {hint}" if hint else "")) from None
+    ok, why = compare(kind, got, decode(encode(expected)), atol, rtol)
+    if not ok:
+        raise AssertionError(f"{what} {why}." + (f" Hint: {hint}" if hint else ""))
 
 
 def check_raises(
@@ -272,55 +255,6 @@ def _cell_line() -> int:
     while frame is not None and frame.f_code.co_filename == here:
         frame = frame.f_back
     return frame.f_lineno if frame is not None else 0
-
-
-def _shape_value(x: Any) -> list:
-    if type(x) in (tuple, list):
-        return [None if d is None else int(d) for d in x]
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        return [None if d is None else int(d) for d in x]  # torch.Size, TensorShape
-    return [None if d is None else int(d) for d in shape]
-
-
-def _array_value(x: Any) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu().numpy()
-    elif hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
-    return np.asarray(x)
-
-
-def _truth(x: Any) -> bool:
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return bool(np.asarray(_array_value(x)).all())
-    return bool(x)
-
-
-def encode(x: Any) -> Any:
-    """Plain JSON for a value: numbers, strings, lists (tuples too), dicts with string keys, and
-    arrays/tensors as {"__array__": dtype, "shape", "b64"}; no pickle, nothing executable."""
-    if x is None or isinstance(x, (bool, str)):
-        return x if not isinstance(x, str) else str(x)
-    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        return f if math.isfinite(f) else {"__float__": repr(f)}
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, (list, tuple)):
-        return [encode(v) for v in x]
-    if isinstance(x, dict):
-        return {"__dict__": [[encode(k), encode(v)] for k, v in x.items()]}
-    if hasattr(x, "shape") or isinstance(x, np.ndarray):
-        a = np.ascontiguousarray(_array_value(x))
-        if a.dtype == object or a.dtype.kind not in "biufc":
-            raise TypeError(f"an array of {a.dtype}")
-        if a.size > MAX_ELEMENTS:
-            raise ValueError(f"an array of {a.size} elements")
-        return {"__array__": a.dtype.str, "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
-    raise TypeError(type(x).__name__)
 
 
 def _copies(x: Any) -> Any:

@@ -41,6 +41,15 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_instructor_runs(tmp_path_factory) -> None:
+    """Every course copy of this test run grades against one set of instructor runs (each is one
+    more execution of a notebook; coursekit.autograde.expected keys and locks them)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "expected"
+    os.environ["COURSEKIT_EXPECTED_DIR"] = str(folder)
+
+
 @pytest.fixture(scope="session")
 def run_shared(tmp_path_factory) -> Path:
     """A folder that every xdist worker of this test run sees, and no other run."""

@@ -57,6 +57,9 @@ def record_key(source: Path) -> str:
         except md.PackageNotFoundError:
             h.update(f"{lib} -\n".encode())
     h.update(f"run size {os.environ.get('COURSEKIT_RUN_SIZE', '')}\n".encode())
+    # numbers from training differ in the last bits between thread counts: one record per count
+    for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        h.update(f"{var} {os.environ.get(var, '')}\n".encode())
     return h.hexdigest()
 
 
