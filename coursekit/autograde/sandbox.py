@@ -45,7 +45,7 @@ __all__ = ["SandboxLimits", "SandboxedKernelManager", "SandboxUnavailable", "san
 
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
 # What the kernel's environment may keep: thread counts, the run size, framework log levels.
-PASSED_ENV = ("NBGRADER_EXECUTION", "COURSEKIT_RUN_SIZE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+PASSED_ENV = ("NBGRADER_EXECUTION", "COURSEKIT_VERDICTS", "COURSEKIT_RUN_SIZE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
               "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL",
               "KERAS_BACKEND", "PYTHONHASHSEED", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES",
               "LANG", "LC_ALL", "TZ")
@@ -117,13 +117,19 @@ def _system_binds() -> list[str]:
     return args
 
 
+def _coursekit_dir() -> str:
+    import coursekit
+
+    return os.path.realpath(os.path.dirname(coursekit.__file__))
+
+
 def _python_binds() -> list[str]:
     """This interpreter and its packages, and coursekit's own folder (an editable install points into
     the course tree, which must stay out of sight), all read-only."""
     import coursekit
 
     dirs = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    dirs.add(os.path.realpath(os.path.dirname(coursekit.__file__)))
+    dirs.add(_coursekit_dir())
     # the path the venv's python was started by may be a link into the base prefix
     dirs.add(os.path.realpath(os.path.dirname(sys.executable)))
     if os.path.realpath(sys.prefix) != sys.prefix:
@@ -339,7 +345,10 @@ class SandboxedKernelManager(AsyncKernelManager):
                  "--setenv", "HOME", HOME, "--setenv", "USER", "student", "--setenv", "TMPDIR", "/tmp",
                  "--setenv", "PATH", f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
                  "--setenv", "MPLCONFIGDIR", f"{HOME}/.config/matplotlib",
-                 "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+                 "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+                 # the kernel imports the grader's own coursekit (an editable install or a checkout on
+                 # PYTHONPATH): its folder is the only thing of its parent that the sandbox shows
+                 "--setenv", "PYTHONPATH", os.path.dirname(_coursekit_dir())]
         for name in PASSED_ENV:
             if env.get(name):
                 bwrap += ["--setenv", name, env[name]]
