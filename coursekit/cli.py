@@ -19,14 +19,13 @@ import importlib
 import importlib.metadata as md
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
 import threading
 
-from ._nbhost import CommandFailed, Host, skip_rfc3987_grammar
-from .autograde.runner import already_graded, grade_parallel, grade_serial, progress_bar
+from ._nbhost import skip_rfc3987_grammar
+from .autograde.runner import already_graded, feedback_class, grade_parallel, grade_serial, progress_bar
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -35,7 +34,6 @@ from .notebooks import (
     build,
     check_framework,
     find_course,
-    log_error,
     nbgrader,
     nbgrader_env,
 )
@@ -289,20 +287,20 @@ def cmd_feedback(args) -> int:
     if missing:
         raise CourseError(f"no graded submission of {lesson} for student(s) {', '.join(missing)}; "
                           f"graded: {', '.join(graded)}")
-    made = []
     # nbgrader's own feedback, every student in one nbgrader process; nbgrader_config.py adds
-    # ClearHiddenTests so hidden tests stay hidden.
-    host = Host(course.root, queue.Queue(), nbgrader_env())
-    try:
-        for student in host.run_all([(s, ["generate_feedback", lesson, f"--student={s}", "--force"]) for s in students]):
-            made += sorted((course.root / "feedback" / student / lesson).glob("*.html"))
-    except CommandFailed as failed:
-        raise CourseError(f"feedback for {failed.tag} failed: {log_error(host.close(timeout=0))}") from None
-    finally:
-        host.close(timeout=0)
-    for path in made:
-        print(path.relative_to(course.root))
-    return 0
+    # coursekit.autograde.feedback's preprocessors so hidden tests stay hidden. One student's
+    # failure is reported and nobody else's feedback is lost.
+    outcomes = feedback_class(course, lesson, students)
+    for outcome in outcomes:
+        if outcome.ok:
+            for path in sorted((course.root / "feedback" / outcome.student / lesson).glob("*.html")):
+                print(path.relative_to(course.root))
+    failed = [o for o in outcomes if not o.ok]
+    for o in failed:
+        print(f"coursekit: error: feedback for {o.student} failed ({o.reason}); the others' feedback was "
+              f"written: run `nbgrader generate_feedback {lesson} --student={o.student}` in {course.root} "
+              "for nbgrader's full log", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_export(args) -> int:

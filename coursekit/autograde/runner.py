@@ -262,6 +262,43 @@ def _run_class(course: Course, lesson: str, students: list[str], framework: str 
     return [outcomes[s] for s in students]
 
 
+# ---------------------------------------------------------------- feedback
+def feedback_class(course: Course, lesson: str, students: list[str]) -> list[GradeOutcome]:
+    """nbgrader `generate_feedback` for each of `students`, all in one nbgrader process. A student
+    whose feedback fails costs nobody else theirs: nbgrader answers each command on its own, and if
+    the process itself ends, the students after the one it was working on go to a fresh one."""
+    outcomes: dict[str, GradeOutcome] = {}
+    todo = list(students)
+    while todo:
+        events: queue.Queue = queue.Queue()
+        host = Host(course.root, events, nbgrader_env())
+        failed: list[str] = []
+        died: str | None = None
+        try:
+            for student in todo:
+                host.send(student, "generate_feedback", lesson, f"--student={student}", "--force")
+            while host.tags:
+                _, message = events.get()
+                if "exit" in message:  # the process ended while working on host.tags[0]
+                    died = host.tags[0]
+                    break
+                tag = host.answered(message)
+                if tag is not None:
+                    if message["rc"] == 0:
+                        outcomes[tag] = GradeOutcome(tag, True)
+                    else:
+                        failed.append(tag)
+        finally:
+            log = host.close(timeout=0 if died else 60)
+        for student in failed:
+            outcomes[student] = GradeOutcome(student, False, _student_error(log, student))
+        if died is not None:
+            outcomes[died] = GradeOutcome(died, False, "nbgrader ended while making this feedback: "
+                                          + (log_error(log)[:300] or "no output"))
+        todo = [s for s in todo if s not in outcomes]
+    return [outcomes[s] for s in students]
+
+
 def progress_bar(total: int, enabled: bool):
     """A tqdm bar on stdout (stderr is for errors), or a no-op one."""
     from tqdm.auto import tqdm
