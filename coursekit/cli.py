@@ -25,7 +25,15 @@ import sys
 import threading
 
 from ._nbhost import skip_rfc3987_grammar
-from .autograde.runner import already_graded, feedback_class, grade_parallel, grade_serial, progress_bar
+from .autograde.runner import (
+    already_graded,
+    feedback_class,
+    grade_parallel,
+    grade_serial,
+    locked_message,
+    progress_bar,
+)
+from .autograde.versions import changed_notebooks, lesson_digests, record_digests
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -199,6 +207,21 @@ def score_table(course: Course, lesson: str, students: list[str]) -> list[dict]:
     return rows
 
 
+def _scores(course: Course, lesson: str, students: list[str]) -> dict[tuple[str, str], float]:
+    """{(student, notebook): total score} of those of `students` the gradebook has a score for."""
+    if not students or not course.has_gradebook():
+        return {}
+    import sqlalchemy
+
+    try:
+        rows = score_table(course, lesson, students)
+    except sqlalchemy.exc.OperationalError as err:
+        if "locked" in str(err):
+            raise CourseError(locked_message(course.db_url)) from None
+        raise
+    return {(r["student"], r["notebook"]): r["score"] for r in rows if r["score"] is not None}
+
+
 def cmd_grade(args) -> int:
     course = _course(args)
     framework = check_framework(args.framework)
@@ -216,6 +239,17 @@ def cmd_grade(args) -> int:
         raise CourseError(f"nobody has submitted {lesson}: {submitted} has no <student>/{lesson}/ folder")
     if args.jobs < 1:
         raise CourseError(f"--jobs must be at least 1; received {args.jobs}")
+    # Scores already in the gradebook were graded against the lesson as it was registered then:
+    # grading on against an edited lesson would score one class against two versions.
+    notebooks = [FRAMEWORK_NOTEBOOKS[framework]] if framework else [p.stem for p in course.notebooks(lesson)]
+    digests = lesson_digests(course, lesson, notebooks)
+    if not args.force:
+        changed = changed_notebooks(course, lesson, digests)
+        if changed:
+            names = ", ".join(f"{n}.ipynb" for n in changed)
+            raise CourseError(f"{lesson} changed since it was registered in the gradebook ({names} in solutions/ "
+                              "or lessons/), so its scores so far were graded against the old version: pass --force "
+                              f"to regrade the class against the new version (coursekit grade {lesson} --force)")
     if args.no_sandbox:
         os.environ[SANDBOX_ENV_VAR] = "0"  # read by nbgrader_config.py in every nbgrader process
     elif os.environ.get(SANDBOX_ENV_VAR, "1") != "0":
@@ -231,10 +265,10 @@ def cmd_grade(args) -> int:
     threading.Thread(target=importlib.import_module, args=("nbgrader.api",), daemon=True).start()
     todo = students if args.force else [s for s in students if s not in already_graded(course, lesson)]
     skipped = len(students) - len(todo)
+    previous = _scores(course, lesson, todo) if args.force else {}
     # nbgrader fails a submission without the expected notebook with a cryptic "Did you mean";
     # say what is missing and what was found instead, and grade the others.
-    wanted = ({f"{FRAMEWORK_NOTEBOOKS[framework]}.ipynb"} if framework
-              else {p.name for p in course.notebooks(lesson)})
+    wanted = {f"{name}.ipynb" for name in notebooks}
     misnamed = {}
     for student in todo:
         found = sorted(p.name for p in (submitted / student / lesson).glob("*.ipynb"))
@@ -250,11 +284,20 @@ def cmd_grade(args) -> int:
             outcomes = grade_serial(course, lesson, todo, framework, bar)
         else:
             outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
+    record_digests(course, lesson, digests)  # the lesson as registered by this run
     failed = [f"{s}: {why}" for s, why in misnamed.items()] + [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
     if unprotected:
         for r in rows:
             r["sandbox"] = False
+    # a regrade (--force) says whose score it changed
+    changes = []
+    for r in rows:
+        old = previous.get((r["student"], r["notebook"]))
+        if old is not None and r["score"] != old:
+            r["previous_score"] = old
+            changes.append(f"{r['student']} {r['notebook']}: {old:g} -> "
+                           + ("-" if r["score"] is None else f"{r['score']:g}"))
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -266,6 +309,10 @@ def cmd_grade(args) -> int:
             score = "-" if r["score"] is None else f"{r['score']:g}"
             mx = "-" if r["max_score"] is None else f"{r['max_score']:g}"
             print(f"{r['student']:<20} {r['notebook']:<10} {score:>7} {mx:>5}  {ex}")
+        if changes:
+            print()
+            for line in changes:
+                print(line)
     for f in failed:
         print(f"coursekit: error: autograde failed for {f}", file=sys.stderr)
     return 1 if failed else 0
