@@ -25,6 +25,7 @@ import sys
 import threading
 
 from ._nbhost import skip_rfc3987_grammar
+from .autograde.intake import submission_problem
 from .autograde.runner import (
     already_graded,
     feedback_class,
@@ -229,7 +230,8 @@ def cmd_grade(args) -> int:
     submitted = course.root / "submitted"
     if not submitted.is_dir():
         raise CourseError(f"no submissions folder {submitted}: collect submissions into submitted/<student>/{lesson}/")
-    students = sorted(d.name for d in submitted.iterdir() if (d / lesson).is_dir())
+    # a link counts as a submission here, so that it is refused with a reason below, not skipped
+    students = sorted(d.name for d in submitted.iterdir() if (d / lesson).is_dir() or (d / lesson).is_symlink())
     if args.student:
         missing = [s for s in args.student if s not in students]
         if missing:
@@ -266,16 +268,11 @@ def cmd_grade(args) -> int:
     todo = students if args.force else [s for s in students if s not in already_graded(course, lesson)]
     skipped = len(students) - len(todo)
     previous = _scores(course, lesson, todo) if args.force else {}
-    # nbgrader fails a submission without the expected notebook with a cryptic "Did you mean";
-    # say what is missing and what was found instead, and grade the others.
+    # Submissions nbgrader must not see (links, a missing, damaged or oversized notebook): one
+    # line each, and the others are graded.
     wanted = {f"{name}.ipynb" for name in notebooks}
-    misnamed = {}
-    for student in todo:
-        found = sorted(p.name for p in (submitted / student / lesson).glob("*.ipynb"))
-        if not wanted & set(found):
-            misnamed[student] = (f"no {' or '.join(sorted(wanted))} in submitted/{student}/{lesson}/ "
-                                 f"(found: {', '.join(found) or 'no notebook'}); rename it and grade again")
-    todo = [s for s in todo if s not in misnamed]
+    refused = {s: why for s in todo if (why := submission_problem(submitted, s, lesson, wanted))}
+    todo = [s for s in todo if s not in refused]
     if skipped:
         print(f"{skipped} already graded (use --force to grade them again)",
               file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -285,7 +282,7 @@ def cmd_grade(args) -> int:
         else:
             outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
     record_digests(course, lesson, digests)  # the lesson as registered by this run
-    failed = [f"{s}: {why}" for s, why in misnamed.items()] + [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
+    failed = [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
     if unprotected:
         for r in rows:
@@ -313,9 +310,11 @@ def cmd_grade(args) -> int:
             print()
             for line in changes:
                 print(line)
+    for student, why in refused.items():
+        print(f"coursekit: error: {student}: {why}", file=sys.stderr)
     for f in failed:
         print(f"coursekit: error: autograde failed for {f}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or refused else 0
 
 
 def _graded_students(course: Course, lesson: str) -> list[str]:
