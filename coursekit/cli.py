@@ -34,7 +34,7 @@ from .autograde.runner import (
     locked_message,
     progress_bar,
 )
-from .autograde.versions import changed_notebooks, lesson_digests, record_digests
+from .autograde.versions import changed_files, lesson_digests, record_digests
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -246,12 +246,12 @@ def cmd_grade(args) -> int:
     notebooks = [FRAMEWORK_NOTEBOOKS[framework]] if framework else [p.stem for p in course.notebooks(lesson)]
     digests = lesson_digests(course, lesson, notebooks)
     if not args.force:
-        changed = changed_notebooks(course, lesson, digests)
+        changed = changed_files(course, lesson, digests)
         if changed:
-            names = ", ".join(f"{n}.ipynb" for n in changed)
-            raise CourseError(f"{lesson} changed since it was registered in the gradebook ({names} in solutions/ "
-                              "or lessons/), so its scores so far were graded against the old version: pass --force "
-                              f"to regrade the class against the new version (coursekit grade {lesson} --force)")
+            again = f"coursekit grade {lesson}" + (f" --framework {framework}" if framework else "") + " --force"
+            raise CourseError(f"{lesson} changed since it was registered in the gradebook ({', '.join(changed)} "
+                              "edited), so its scores so far were graded against the old version: pass --force to "
+                              f"regrade the class against the new version ({again})")
     if args.no_sandbox:
         os.environ[SANDBOX_ENV_VAR] = "0"  # read by nbgrader_config.py in every nbgrader process
     elif os.environ.get(SANDBOX_ENV_VAR, "1") != "0":

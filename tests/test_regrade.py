@@ -71,7 +71,8 @@ def test_regrade_prints_changed_scores_and_an_edited_lesson_needs_force(tmp_path
     kept = release.read_bytes()
     _edit(release, markdown="\n\nEdited after grading.")
     before = tree_digest(course)
-    one_error_line(coursekit(*grade), LESSON, "changed since it was registered", "pytorch.ipynb", "--force")
+    one_error_line(coursekit(*grade), f"{LESSON} changed since it was registered", f"(lessons/{LESSON}/{NAME} edited)",
+                   "pass --force to regrade", f"coursekit grade {LESSON} --framework torch --force")
     assert tree_digest(course) == before
     release.write_bytes(kept)
     proc = coursekit(*grade)  # back as registered: nothing to do, no error
@@ -80,7 +81,7 @@ def test_regrade_prints_changed_scores_and_an_edited_lesson_needs_force(tmp_path
     # exercise 1 worth 5 points instead of 2 in the source notebook: refused without --force;
     # with it, ann's score changes (9 -> 12) and gets a line, bo's (7, ex1 failed) does not
     _edit(source, grade_id="ex1-tests", points=5)
-    one_error_line(coursekit(*grade, "--json"), LESSON, "--force")
+    one_error_line(coursekit(*grade, "--json"), f"{LESSON} changed", f"(solutions/{LESSON}/{NAME} edited)", "--force")
     proc = coursekit(*grade, "--force")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..notebooks import Course, CourseError
 
-__all__ = ["TABLE", "changed_notebooks", "lesson_digests", "notebook_digest", "record_digests", "recorded_digests"]
+__all__ = ["TABLE", "changed_files", "lesson_digests", "notebook_digest", "record_digests", "recorded_digests"]
 
 TABLE = "coursekit_lesson_version"
 
@@ -43,13 +43,9 @@ def notebook_digest(path: Path) -> str:
 
 
 def lesson_digests(course: Course, lesson: str, notebooks: list[str]) -> dict[str, str]:
-    """{notebook name (e.g. "pytorch"): digest of its source and released versions}."""
-    out = {}
-    for name in notebooks:
-        source = notebook_digest(course.solutions / lesson / f"{name}.ipynb")
-        release = notebook_digest(course.lessons_dir / lesson / f"{name}.ipynb")
-        out[name] = hashlib.sha256(f"{source} {release}".encode()).hexdigest()
-    return out
+    """{notebook name (e.g. "pytorch"): "SOURCE/RELEASE", the digests of its two versions}."""
+    return {name: f"{notebook_digest(course.solutions / lesson / f'{name}.ipynb')}/"
+                  f"{notebook_digest(course.lessons_dir / lesson / f'{name}.ipynb')}" for name in notebooks}
 
 
 def _engine(course: Course):
@@ -70,7 +66,7 @@ def _table(metadata):
     return sa.Table(TABLE, metadata,
                     sa.Column("assignment", sa.String(128), primary_key=True),
                     sa.Column("notebook", sa.String(128), primary_key=True),
-                    sa.Column("digest", sa.String(64), nullable=False),
+                    sa.Column("digest", sa.String(160), nullable=False),
                     sa.Column("recorded", sa.DateTime()))
 
 
@@ -118,7 +114,16 @@ def record_digests(course: Course, lesson: str, digests: dict[str, str]) -> None
         engine.dispose()
 
 
-def changed_notebooks(course: Course, lesson: str, digests: dict[str, str]) -> list[str]:
-    """The notebooks of `digests` whose recorded version differs (none recorded: not changed)."""
+def changed_files(course: Course, lesson: str, digests: dict[str, str]) -> list[str]:
+    """The notebook files (relative to the course) that differ from the version recorded for
+    `digests`' notebooks; a notebook with no recorded version has not changed."""
     recorded = recorded_digests(course, lesson)
-    return sorted(name for name, digest in digests.items() if name in recorded and recorded[name] != digest)
+    changed = []
+    for name, digest in sorted(digests.items()):
+        if name not in recorded:
+            continue
+        old = recorded[name].split("/")
+        for folder, now, then in zip(("solutions", "lessons"), digest.split("/"), old + [""] * (2 - len(old))):
+            if now != then:
+                changed.append(f"{folder}/{lesson}/{name}.ipynb")
+    return changed
