@@ -44,7 +44,6 @@ from .notebooks import (
     check_framework,
     find_course,
     nbgrader,
-    nbgrader_env,
 )
 
 

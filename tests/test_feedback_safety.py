@@ -63,8 +63,9 @@ def test_test_cells_keep_only_the_exception_line_and_student_cells_keep_their_te
     added = _cell(PRINT_HISTORY, None, [new_output("stream", name="stdout", text=test_source)])
     nb = _feedback(new_notebook(cells=[answer, test, added]))
     answer, test, added = nb.cells
-    assert [dict(o) for o in test.outputs] == [{"output_type": "error", "ename": "AssertionError",
-                                                "evalue": "visible hint", "traceback": ["AssertionError: visible hint"]}]
+    only_the_hint = {"output_type": "error", "ename": "AssertionError", "evalue": "visible hint",
+                     "traceback": ["AssertionError: visible hint"]}
+    assert [dict(o) for o in test.outputs] == [only_the_hint]
     assert MARKER not in test.source and hidden not in test.source and "visible hint" in test.source
     assert answer.source.startswith(f"# {MARKER}") and answer.outputs[0].text == "the student's own print\n"
     assert added.outputs[0].text == REDACTED_NOTE + "\n"

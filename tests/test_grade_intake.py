@@ -102,7 +102,8 @@ def test_each_problem_is_named_with_what_to_do(tmp_path):
     assert problem("dir_link").startswith(f"submitted/dir_link/{LESSON} is a symbolic link (to '{outside}')")
     assert problem("student_link").startswith("submitted/student_link is a symbolic link")
     assert problem("nb_link").startswith(f"submitted/nb_link/{LESSON}/{NAME} is a symbolic link")
-    assert problem("data_link").startswith(f"submitted/data_link/{LESSON}/data.csv is a symbolic link (to '/etc/passwd')")
+    assert problem("data_link").startswith(
+        f"submitted/data_link/{LESSON}/data.csv is a symbolic link (to '/etc/passwd')")
     for student in ("dir_link", "student_link", "nb_link", "data_link"):
         assert "never follows" in problem(student) and "(copies, not links) and grade again" in problem(student)
     assert "is a named pipe" in problem("pipe")
