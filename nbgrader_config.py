@@ -71,11 +71,16 @@ c.BoundedExecute.expected_dir = os.environ.get("COURSEKIT_EXPECTED_DIR") or os.p
 c.BoundedExecute.memory_limit_mb = 6144
 c.BoundedExecute.max_output_chars = 200_000
 
-# Students must not see hidden tests in their feedback.
+# Students must not see hidden tests in their feedback (coursekit.autograde.feedback): a test cell
+# shows only `ExceptionName: message` of its error (IPython's traceback quotes the source around
+# the failing line, hidden tests included, and the grader's file paths), and hidden tests are
+# removed from instructor test cells only (nbgrader's ClearHiddenTests raises on a student's cell
+# that merely contains the marker text, which would stop the feedback of the whole class).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "nbgrader.preprocessors.ClearHiddenTests",
+    "coursekit.autograde.feedback.RedactOutputs",
+    "coursekit.autograde.feedback.ClearHiddenTests",
 ]
 
 # Files in a lesson folder besides the notebooks (data, images) are copied to lessons/.

@@ -19,21 +19,24 @@ import importlib
 import importlib.metadata as md
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
 import threading
 
-from ._nbhost import CommandFailed, Host, skip_rfc3987_grammar
+from ._nbhost import skip_rfc3987_grammar
+from .autograde.intake import submission_problem
 from .autograde.runner import (
     already_graded,
     ensure_instructor_runs,
+    feedback_class,
     grade_parallel,
     grade_serial,
+    locked_message,
     progress_bar,
     thread_env,
 )
+from .autograde.versions import changed_files, lesson_digests, record_digests
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
     Course,
@@ -42,9 +45,7 @@ from .notebooks import (
     build,
     check_framework,
     find_course,
-    log_error,
     nbgrader,
-    nbgrader_env,
 )
 
 
@@ -208,6 +209,21 @@ def score_table(course: Course, lesson: str, students: list[str]) -> list[dict]:
     return rows
 
 
+def _scores(course: Course, lesson: str, students: list[str]) -> dict[tuple[str, str], float]:
+    """{(student, notebook): total score} of those of `students` the gradebook has a score for."""
+    if not students or not course.has_gradebook():
+        return {}
+    import sqlalchemy
+
+    try:
+        rows = score_table(course, lesson, students)
+    except sqlalchemy.exc.OperationalError as err:
+        if "locked" in str(err):
+            raise CourseError(locked_message(course.db_url)) from None
+        raise
+    return {(r["student"], r["notebook"]): r["score"] for r in rows if r["score"] is not None}
+
+
 def cmd_grade(args) -> int:
     course = _course(args)
     framework = check_framework(args.framework)
@@ -215,7 +231,8 @@ def cmd_grade(args) -> int:
     submitted = course.root / "submitted"
     if not submitted.is_dir():
         raise CourseError(f"no submissions folder {submitted}: collect submissions into submitted/<student>/{lesson}/")
-    students = sorted(d.name for d in submitted.iterdir() if (d / lesson).is_dir())
+    # a link counts as a submission here, so that it is refused with a reason below, not skipped
+    students = sorted(d.name for d in submitted.iterdir() if (d / lesson).is_dir() or (d / lesson).is_symlink())
     if args.student:
         missing = [s for s in args.student if s not in students]
         if missing:
@@ -225,6 +242,17 @@ def cmd_grade(args) -> int:
         raise CourseError(f"nobody has submitted {lesson}: {submitted} has no <student>/{lesson}/ folder")
     if args.jobs < 1:
         raise CourseError(f"--jobs must be at least 1; received {args.jobs}")
+    # Scores already in the gradebook were graded against the lesson as it was registered then:
+    # grading on against an edited lesson would score one class against two versions.
+    notebooks = [FRAMEWORK_NOTEBOOKS[framework]] if framework else [p.stem for p in course.notebooks(lesson)]
+    digests = lesson_digests(course, lesson, notebooks)
+    if not args.force:
+        changed = changed_files(course, lesson, digests)
+        if changed:
+            again = f"coursekit grade {lesson}" + (f" --framework {framework}" if framework else "") + " --force"
+            raise CourseError(f"{lesson} changed since it was registered in the gradebook ({', '.join(changed)} "
+                              "edited), so its scores so far were graded against the old version: pass --force to "
+                              f"regrade the class against the new version ({again})")
     if args.no_sandbox:
         os.environ[SANDBOX_ENV_VAR] = "0"  # read by nbgrader_config.py in every nbgrader process
     elif os.environ.get(SANDBOX_ENV_VAR, "1") != "0":
@@ -241,17 +269,12 @@ def cmd_grade(args) -> int:
     api_import.start()
     todo = students if args.force else [s for s in students if s not in already_graded(course, lesson)]
     skipped = len(students) - len(todo)
-    # nbgrader fails a submission without the expected notebook with a cryptic "Did you mean";
-    # say what is missing and what was found instead, and grade the others.
-    wanted = ({f"{FRAMEWORK_NOTEBOOKS[framework]}.ipynb"} if framework
-              else {p.name for p in course.notebooks(lesson)})
-    misnamed = {}
-    for student in todo:
-        found = sorted(p.name for p in (submitted / student / lesson).glob("*.ipynb"))
-        if not wanted & set(found):
-            misnamed[student] = (f"no {' or '.join(sorted(wanted))} in submitted/{student}/{lesson}/ "
-                                 f"(found: {', '.join(found) or 'no notebook'}); rename it and grade again")
-    todo = [s for s in todo if s not in misnamed]
+    previous = _scores(course, lesson, todo) if args.force else {}
+    # Submissions nbgrader must not see (links, a missing, damaged or oversized notebook): one
+    # line each, and the others are graded.
+    wanted = {f"{name}.ipynb" for name in notebooks}
+    refused = {s: why for s in todo if (why := submission_problem(submitted, s, lesson, wanted))}
+    todo = [s for s in todo if s not in refused]
     if skipped:
         print(f"{skipped} already graded (use --force to grade them again)",
               file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -263,11 +286,20 @@ def cmd_grade(args) -> int:
             outcomes = grade_serial(course, lesson, todo, framework, bar)
         else:
             outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
-    failed = [f"{s}: {why}" for s, why in misnamed.items()] + [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
+    record_digests(course, lesson, digests)  # the lesson as registered by this run
+    failed = [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
     if unprotected:
         for r in rows:
             r["sandbox"] = False
+    # a regrade (--force) says whose score it changed
+    changes = []
+    for r in rows:
+        old = previous.get((r["student"], r["notebook"]))
+        if old is not None and r["score"] != old:
+            r["previous_score"] = old
+            changes.append(f"{r['student']} {r['notebook']}: {old:g} -> "
+                           + ("-" if r["score"] is None else f"{r['score']:g}"))
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -279,9 +311,15 @@ def cmd_grade(args) -> int:
             score = "-" if r["score"] is None else f"{r['score']:g}"
             mx = "-" if r["max_score"] is None else f"{r['max_score']:g}"
             print(f"{r['student']:<20} {r['notebook']:<10} {score:>7} {mx:>5}  {ex}")
+        if changes:
+            print()
+            for line in changes:
+                print(line)
+    for student, why in refused.items():
+        print(f"coursekit: error: {student}: {why}", file=sys.stderr)
     for f in failed:
         print(f"coursekit: error: autograde failed for {f}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or refused else 0
 
 
 def _instructor_runs(course: Course, lesson: str, framework: str | None, quiet: bool, jobs: int) -> None:
@@ -322,20 +360,20 @@ def cmd_feedback(args) -> int:
     if missing:
         raise CourseError(f"no graded submission of {lesson} for student(s) {', '.join(missing)}; "
                           f"graded: {', '.join(graded)}")
-    made = []
     # nbgrader's own feedback, every student in one nbgrader process; nbgrader_config.py adds
-    # ClearHiddenTests so hidden tests stay hidden.
-    host = Host(course.root, queue.Queue(), nbgrader_env())
-    try:
-        for student in host.run_all([(s, ["generate_feedback", lesson, f"--student={s}", "--force"]) for s in students]):
-            made += sorted((course.root / "feedback" / student / lesson).glob("*.html"))
-    except CommandFailed as failed:
-        raise CourseError(f"feedback for {failed.tag} failed: {log_error(host.close(timeout=0))}") from None
-    finally:
-        host.close(timeout=0)
-    for path in made:
-        print(path.relative_to(course.root))
-    return 0
+    # coursekit.autograde.feedback's preprocessors so hidden tests stay hidden. One student's
+    # failure is reported and nobody else's feedback is lost.
+    outcomes = feedback_class(course, lesson, students)
+    for outcome in outcomes:
+        if outcome.ok:
+            for path in sorted((course.root / "feedback" / outcome.student / lesson).glob("*.html")):
+                print(path.relative_to(course.root))
+    failed = [o for o in outcomes if not o.ok]
+    for o in failed:
+        print(f"coursekit: error: feedback for {o.student} failed ({o.reason}); the others' feedback was "
+              f"written: run `nbgrader generate_feedback {lesson} --student={o.student}` in {course.root} "
+              "for nbgrader's full log", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_export(args) -> int:

@@ -4,7 +4,10 @@
 - `bounds`: nbgrader's Execute with time, memory and output limits (`BoundedExecute`).
 - `restore`: puts back the instructor's cells before a submission runs.
 - `audit`: a static reading of student cells, as advice (`coursekit audit`).
-- `runner`: grading a class, serially or with parallel workers.
+- `intake`: submissions refused before nbgrader sees them (links, damaged or oversized notebooks).
+- `runner`: grading a class, serially or with parallel workers; feedback for a class.
+- `versions`: which version of a lesson the gradebook's scores were graded against.
+- `feedback`: what feedback shows of test cells (the hint, never hidden tests).
 
 The kernel-side helpers that test cells call are `coursekit.grading`.
 """

@@ -4,7 +4,8 @@ Every step is nbgrader's own command, run in `coursekit._nbhost` processes that 
 once and announce each graded student the moment it is done:
 
 - **serial** (`--jobs 1`): one process registers the lesson in the gradebook (nbgrader
-  `generate_assignment`) and autogrades every submission to grade (nbgrader `autograde`).
+  `generate_assignment`) and autogrades every submission to grade (nbgrader `autograde`), read
+  from a copy of just those submissions.
 - **parallel** (`--jobs N`): N workers each autograde a batch of consecutive students in a
   private copy of the course (config, released lesson, submissions and a snapshot of the
   gradebook holding the lesson), so kernels run side by side and no two processes ever write
@@ -150,22 +151,30 @@ def _student_error(log: str, student: str) -> str:
 
 
 # ---------------------------------------------------------------- serial
+def copy_submission(course: Course, lesson: str, student: str, submitted: Path) -> None:
+    """Copy `student`'s submission of `lesson` into the submissions folder `submitted`. A link is
+    copied as a link, never followed (coursekit.autograde.intake has refused links already)."""
+    shutil.copytree(course.root / "submitted" / student / lesson, submitted / student / lesson, symlinks=True)
+
+
 def grade_serial(course: Course, lesson: str, students: list[str], framework: str | None, progress) -> list[GradeOutcome]:
     """Register the lesson and autograde `students` in one nbgrader process (nbgrader's own way,
-    one submission after another)."""
+    one submission after another). nbgrader reads copies of these students' submissions, so it
+    never lists or opens the folder of anyone else (a student not graded now, or one whose
+    submission was refused)."""
     events: queue.Queue = queue.Queue()
-    others = sorted(d.name for d in (course.root / "submitted").iterdir()
-                    if (d / lesson).is_dir() and d.name not in students)
-    if any("," in s for s in others):
-        raise CourseError(f"student ids may not contain commas (nbgrader lists them comma-separated): {others}")
-    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as release:
+    with tempfile.TemporaryDirectory(prefix="coursekit-grade-") as tmp:
+        staging = Path(tmp) / "submitted"
+        staging.mkdir()
+        for student in students:
+            copy_submission(course, lesson, student, staging)
         host = Host(course.root, events, nbgrader_env())
         try:
-            _register(host, lesson, framework, Path(release))
+            _register(host, lesson, framework, Path(tmp) / "release")
             if students:
                 host.send("autograde", "autograde", lesson, "--force",
                           f"--CourseDirectory.notebook_id={_notebook_id(framework)}",
-                          *([f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []))
+                          f"--CourseDirectory.submitted_directory={staging}")
             graded: set[str] = set()
             while host.tags:
                 _, message = events.get()
@@ -207,7 +216,7 @@ def _private_course(course: Course, lesson: str, batch: list[str], root: Path) -
     if (course.lessons_dir / lesson).is_dir():
         shutil.copytree(course.lessons_dir / lesson, private.lessons_dir / lesson)
     for student in batch:
-        shutil.copytree(course.root / "submitted" / student / lesson, private.root / "submitted" / student / lesson)
+        copy_submission(course, lesson, student, private.root / "submitted")
     return private
 
 
@@ -289,6 +298,43 @@ def _run_class(course: Course, lesson: str, students: list[str], framework: str 
                     outcomes[student] = GradeOutcome(student, False, _student_error(log, student))
                     progress.update(1)
     recorder.close()
+    return [outcomes[s] for s in students]
+
+
+# ---------------------------------------------------------------- feedback
+def feedback_class(course: Course, lesson: str, students: list[str]) -> list[GradeOutcome]:
+    """nbgrader `generate_feedback` for each of `students`, all in one nbgrader process. A student
+    whose feedback fails costs nobody else theirs: nbgrader answers each command on its own, and if
+    the process itself ends, the students after the one it was working on go to a fresh one."""
+    outcomes: dict[str, GradeOutcome] = {}
+    todo = list(students)
+    while todo:
+        events: queue.Queue = queue.Queue()
+        host = Host(course.root, events, nbgrader_env())
+        failed: list[str] = []
+        died: str | None = None
+        try:
+            for student in todo:
+                host.send(student, "generate_feedback", lesson, f"--student={student}", "--force")
+            while host.tags:
+                _, message = events.get()
+                if "exit" in message:  # the process ended while working on host.tags[0]
+                    died = host.tags[0]
+                    break
+                tag = host.answered(message)
+                if tag is not None:
+                    if message["rc"] == 0:
+                        outcomes[tag] = GradeOutcome(tag, True)
+                    else:
+                        failed.append(tag)
+        finally:
+            log = host.close(timeout=0 if died else 60)
+        for student in failed:
+            outcomes[student] = GradeOutcome(student, False, _student_error(log, student))
+        if died is not None:
+            outcomes[died] = GradeOutcome(died, False, "nbgrader ended while making this feedback: "
+                                          + (log_error(log)[:300] or "no output"))
+        todo = [s for s in todo if s not in outcomes]
     return [outcomes[s] for s in students]
 
 
