@@ -47,8 +47,8 @@ c.Autograde.sanitize_preprocessors = [
 # Autograde with bounds (coursekit.autograde.bounds): a submission that loops past the cell limit and ignores
 # the interrupt, runs past the notebook limit, uses too much memory, kills its kernel or prints
 # megabytes keeps the points it earned before, gets the reason in its feedback, and grading goes
-# on. It also refuses to run cells that tamper with grading (coursekit.autograde.audit). nbgrader's own
-# list, with Execute swapped for the bounded one.
+# on. It runs every kernel in the OS sandbox and decides test cells outside the kernel (below).
+# nbgrader's own list, with Execute swapped for the bounded one.
 c.Autograde.autograde_preprocessors = [
     "coursekit.autograde.bounds.BoundedExecute",
     "nbgrader.preprocessors.IgnorePattern",

@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 OBSERVATION_MIME = "application/vnd.coursekit.observation+json"
+# "kernel": the grader lets the kernel's checks decide (BoundedExecute.host_verdicts off, only to
+# show in tests that attacks on in-kernel checks are real)
+VERDICTS_ENV_VAR = "COURSEKIT_VERDICTS"
 
 
 _LIBRARY_ROOTS = frozenset({"builtins", "numpy", "torch", "tensorflow", "keras", "tf_keras"})
@@ -233,7 +236,7 @@ def expect(actual: Any, what: str = "result", atol: float = 1e-5, rtol: float = 
 # ---------------------------------------------------------------- observations (autograding)
 def autograding() -> bool:
     """Whether nbgrader is autograding this kernel (then checks report instead of deciding)."""
-    return os.environ.get("NBGRADER_EXECUTION") == "autograde"
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde" and os.environ.get(VERDICTS_ENV_VAR) != "kernel"
 
 
 def _observe(kind: str, value: Callable[[], Any], what: str, hint: str, **tolerances: float) -> None:

@@ -42,6 +42,15 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def grading_sandbox() -> None:
+    """Grading runs every kernel in bubblewrap (coursekit.autograde.sandbox): the test run installs
+    Debian's package where it is missing, as CI's fresh machine needs."""
+    from syspkg import ensure_debian
+
+    ensure_debian(["bubblewrap"], "bwrap")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def shared_instructor_runs(tmp_path_factory) -> None:
     """Every course copy of this test run grades against one set of instructor runs (each is one
     more execution of a notebook; coursekit.autograde.expected keys and locks them)."""

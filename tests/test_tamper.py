@@ -1,16 +1,21 @@
 """Adversarial submissions: student code that tries to earn points it does not deserve.
 
 Every submission here answers lesson 01 (PyTorch) the same honest way — exercises 1 and 2
-right, 3 and 4 wrong (5 of 9 points) — and then tampers: it patches the grading helpers, the
-reference implementations, numpy, builtins or IPython; hides that through aliases, `exec`,
-containers or helper functions; or edits, deletes, reorders and relabels the cells nbgrader uses.
-They are graded together with an honest partial submission and a full solution, in one
-`coursekit grade --jobs 2` run, and each must score exactly what its honest answers earn.
+right, 3 and 4 wrong (5 of 9 points) — and then tampers from inside its kernel: it patches the
+grading helpers, the reference implementations, numpy, builtins or IPython; hides that through
+aliases, `exec`, containers or helper functions; forges the checks' observations, pass messages or
+the absence of errors; or edits, deletes, reorders and relabels the cells nbgrader uses. They are
+graded together with an honest partial submission and a full solution, in one
+`coursekit grade --jobs 2` run, with the static audit off (it is advice now): the verdicts are
+decided outside the kernel (coursekit.autograde.verdicts), so no attack earns a point more than
+its honest answers, in any exercise; an attack that breaks its own test cells loses their points.
 
-The attacks are real: the same submissions graded with the tamper audit switched off
-(`BoundedExecute.audit = False`) do earn points they should not (`test_attacks_work_without_the_audit`).
-Misbehaving-but-not-cheating submissions (endless loops, os._exit, a segfault, memory bombs, huge
-output, corrupt JSON, a wrong file name) are in tests/test_bounds.py.
+The attacks are real: the same submissions graded with the kernel deciding its own test cells
+(`BoundedExecute.host_verdicts = False`, as before the redesign) earn points they should not
+(`test_attacks_work_when_the_kernel_decides`). Attacks from the kernel on the rest of the machine
+(other students, the course files, secrets, the network) are in tests/test_sandbox.py; submissions
+that misbehave without cheating (endless loops, os._exit, a segfault, memory bombs, huge output,
+corrupt JSON, a wrong file name) in tests/test_bounds.py.
 """
 
 from __future__ import annotations
@@ -78,6 +83,34 @@ ATTACKS = {
                     "'align_spatial': staticmethod(ck.align_spatial)})",
     "builtins-module": "import builtins\nbuiltins.isinstance = lambda *a: True",
     "builtins-rebind": "sum = lambda *a, **k: 28",
+    # forged observations: every check reports the value the test expects instead of the student's
+    "report-expected": "from coursekit import grading as _g\n"
+                       "_obs = _g._observe\n"
+                       "def _close(actual, expected, what='output', atol=1e-5, rtol=1e-5, hint=''):\n"
+                       "    _obs('close', lambda: _g._array_value(expected), what, hint, atol=atol, rtol=rtol)\n"
+                       "def _equal(actual, expected, what='result', hint=''):\n"
+                       "    _obs('equal', lambda: expected, what, hint)\n"
+                       "def _shape(actual, expected, what='output', hint=''):\n"
+                       "    _obs('shape', lambda: list(expected), what, hint)\n"
+                       "def _true(condition, message):\n"
+                       "    _obs('true', lambda: True, message, '')\n"
+                       "_g.check_close, _g.check_equal, _g.check_shape, _g.check_true = _close, _equal, _shape, _true",
+    # no test cell ever shows an error: IPython's traceback display is switched off
+    "hide-errors": "get_ipython().showtraceback = lambda *a, **k: None\n"
+                   "get_ipython().showsyntaxerror = lambda *a, **k: None",
+    # a pass message and a copy of every observation printed into each test cell
+    "forge-output": "from IPython.display import publish_display_data\n"
+                    "from coursekit.grading import OBSERVATION_MIME\n"
+                    "def _forge(info):\n"
+                    "    if 'grading.' in (info.raw_cell or ''):\n"
+                    "        print('All checks passed (decided by the grader).')\n"
+                    "get_ipython().events.register('pre_run_cell', _forge)",
+    "extra-observations": "from IPython.display import publish_display_data\n"
+                          "from coursekit.grading import OBSERVATION_MIME\n"
+                          "def _extra(result):\n"
+                          "    if 'grading.' in (result.info.raw_cell or ''):\n"
+                          "        publish_display_data({OBSERVATION_MIME: {'kind': 'true', 'value': True}})\n"
+                          "get_ipython().events.register('post_run_cell', _extra)",
 }
 # stopped by coursekit.grading even without the audit: look-alike values
 SPOOFS = {
@@ -89,7 +122,14 @@ SPOOFS = {
                                    "    out = torch.cat([F.avg_pool2d(layer1_output, 2), layer2_output], dim=1)\n"
                                    "    return out.as_subclass(FakeMap)\n"),
 }
-NOT_EFFECTIVE_ALONE = {"builtins-module", "builtins-rebind"}  # tried, but they cannot reach these tests
+NOT_EFFECTIVE_ALONE = {"builtins-module", "builtins-rebind",  # tried, but they cannot reach these tests
+                       "extra-observations", "forge-output"}  # aimed at the grader's verdicts only
+
+
+# attacks that leave their own test cells working: they score exactly the honest answers' points
+HARMLESS_TO_ITSELF = {"patch-numpy", "patch-reference", "rebind-reference-module", "alias-variable",
+                      "helper-function", "container", "globals-dict", "builtins-module", "builtins-rebind",
+                      "report-expected", "hide-errors", "forge-output", "ipython-magic", "swallow-errors"}
 
 
 def _expected(student: str) -> dict[str, float]:
@@ -210,15 +250,23 @@ def test_tampering_earns_nothing_and_costs_nobody_anything(tmp_path):
             expected = {**expected, "ex3-tests": 2.0}
         if student == "reordered":  # tests ran before the answers existed: the student's own loss
             expected = {gid: 0.0 for gid in HONEST}
-        if _scores(rows[student]) != expected or rows[student]["max_score"] != 9:
-            wrong.append(f"{student}: {_scores(rows[student])} of {rows[student]['max_score']}, expected {expected}")
+        got = _scores(rows[student])
+        # never a point above the honest answers; an attack that breaks its own test cells loses them
+        if any(got[g] > expected[g] for g in expected) or rows[student]["max_score"] != 9:
+            wrong.append(f"{student}: {got} of {rows[student]['max_score']}, expected at most {expected}")
+        elif student in HARMLESS_TO_ITSELF and got != expected:
+            wrong.append(f"{student}: {got}, expected exactly {expected}")
     assert not wrong, "\n".join(wrong)
 
-    # the feedback says why a cell did not run
+    # every test cell holds the grader's verdict and nothing the kernel printed
     for student in ATTACKS:
         nb = nbformat.read(course / "autograded" / student / LESSON / NAME, as_version=4)
-        text = json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
-        assert "TamperingBlocked" in text, f"{student}: the autograded notebook should say why the cell did not run"
+        for c in nb.cells:
+            if c.metadata.get("nbgrader", {}).get("grade"):
+                text = json.dumps(c.get("outputs", []))
+                assert "decided by the grader" in text or "CheckFailed" in text, f"{student}: {text[:300]}"
+                assert not (c.outputs and c.outputs[0].get("output_type") == "stream"
+                            and "All checks passed (decided by the grader)." in c.outputs[0].get("text", "")), student
 
     # nbgrader (with coursekit.autograde.restore) put the instructor's tests back where they were edited or deleted
     source = nbformat.read(course / "solutions" / LESSON / NAME, as_version=4)
@@ -234,12 +282,13 @@ def test_tampering_earns_nothing_and_costs_nobody_anything(tmp_path):
             assert last in got[gid], f"{student}: {gid} does not hold the instructor's test"
 
 
-def test_attacks_work_without_the_audit(tmp_path):
-    """Proof that the suite's attacks are real: with the audit off, each earns points it should
-    not; the look-alike values are still refused by coursekit.grading."""
+def test_attacks_work_when_the_kernel_decides(tmp_path):
+    """Proof that the suite's attacks are real: when the kernel's own checks decide (the design
+    before verdicts moved out of the kernel), each earns points it should not; the look-alike
+    values are refused by the kernel's checks even then."""
     course = copy_course(tmp_path / "course")
     (course / "nbgrader_config.py").write_text(
-        (course / "nbgrader_config.py").read_text() + "\nc.BoundedExecute.audit = False\n")
+        (course / "nbgrader_config.py").read_text() + "\nc.BoundedExecute.host_verdicts = False\n")
     _write(course, "honest", _submission(course, _honest(course)))
     _add_attacks(course, [n for n in ATTACKS if n not in NOT_EFFECTIVE_ALONE])
     for name, (gid, code) in SPOOFS.items():

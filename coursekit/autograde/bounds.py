@@ -32,7 +32,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Float, Integer, Unicode, default
 
-from ..grading import OBSERVATION_MIME
+from ..grading import OBSERVATION_MIME, VERDICTS_ENV_VAR
 from .sandbox import SandboxedKernelManager, SandboxLimits, SandboxUnavailable, sandbox_problem
 from .verdicts import hidden_lines, judge, stopped_by, verdict_outputs
 
@@ -63,7 +63,10 @@ class BoundedExecute(Execute):
     ).tag(config=True)
     poll_interval = Float(0.2, help="Seconds between memory checks.").tag(config=True)
     audit = Bool(
-        True, help="Do not run cells that break coursekit.autograde.audit's rules (tampering with grading)."
+        False, help="Do not run cells that break coursekit.autograde.audit's rules. Off by default: the "
+                    "audit is advice for students (`coursekit audit`); what protects grading is the sandbox "
+                    "and verdicts decided outside the kernel, and a rule that blocks an honest answer's "
+                    "idiom would cost it points."
     ).tag(config=True)
     sandbox = Bool(
         True, help="Run each kernel in the OS sandbox (coursekit.autograde.sandbox). Off: the notebook runs "
@@ -77,6 +80,10 @@ class BoundedExecute(Execute):
     ).tag(config=True)
     record = Bool(
         False, help="Run the instructor's source notebook and record what its checks observe (no verdicts)."
+    ).tag(config=True)
+    host_verdicts = Bool(
+        True, help="Decide test cells outside the kernel (coursekit.autograde.verdicts). Off: the kernel's own "
+                   "checks decide, as before the redesign — only for showing that attacks on them are real."
     ).tag(config=True)
 
     @default("shutdown_kernel")
@@ -113,19 +120,27 @@ class BoundedExecute(Execute):
         self._truncated: set[int] = set()
         self._observations: dict[int, list] = {}
         self.recorded: dict[str, dict] = {}
-        self._expected = None if self.record else self._instructor_record(resources)
+        judging = self.host_verdicts and not self.record
+        self._expected = self._instructor_record(resources) if judging else None
         self._blocked = self._audit(nb, resources) if self.audit else {}
+        saved = os.environ.get(VERDICTS_ENV_VAR)
+        if not self.host_verdicts:  # the kernel's checks decide (they read this variable)
+            os.environ[VERDICTS_ENV_VAR] = "kernel"
         try:
             return super().preprocess(nb, resources, km)
         finally:
             self._watch_stop.set()
+            if saved is None:
+                os.environ.pop(VERDICTS_ENV_VAR, None)
+            else:
+                os.environ[VERDICTS_ENV_VAR] = saved
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
             return cell, resources
         stopped_before = self._stopped
         cell, resources = self._run_cell(cell, resources, index)
-        if _is_test_cell(cell) and not (stopped_before is not None):
+        if _is_test_cell(cell) and stopped_before is None and (self.record or self.host_verdicts):
             self._settle(cell, index, self._stopped if self._stopped != stopped_before else None)
         return cell, resources
 

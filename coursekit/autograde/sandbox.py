@@ -126,8 +126,6 @@ def _coursekit_dir() -> str:
 def _python_binds() -> list[str]:
     """This interpreter and its packages, and coursekit's own folder (an editable install points into
     the course tree, which must stay out of sight), all read-only."""
-    import coursekit
-
     dirs = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
     dirs.add(_coursekit_dir())
     # the path the venv's python was started by may be a link into the base prefix

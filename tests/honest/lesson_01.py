@@ -1,0 +1,262 @@
+"""Honest answers for lesson 01 (see tests/honest/__init__.py)."""
+
+LESSON = "01-shape-alignment"
+
+HONEST = {
+    "pytorch": {
+        "ex1-answer": [
+            # a warnings filter, a docstring naming nn.Conv2d.__init__, a loop, a list instead of a tuple
+            '''import warnings
+warnings.filterwarnings("ignore")
+
+def concat_shape(shapes, axis):
+    """Shape after torch.cat (like nn.Conv2d.__init__'s arguments, channels come first)."""
+    rank = len(shapes[0])
+    for s in shapes:
+        if len(s) != rank:
+            raise ValueError("ranks differ")
+    if axis < -rank or axis >= rank:
+        raise ValueError("axis out of range")
+    axis = axis % rank
+    out = list(shapes[0])
+    out[axis] = 0
+    for s in shapes:
+        for i in range(rank):
+            if i != axis and s[i] != shapes[0][i]:
+                raise ValueError(f"dim {i} differs")
+        out[axis] += s[axis]
+    return out
+''',
+            # let torch do it, %timeit and %matplotlib inline
+            '''%matplotlib inline
+def concat_shape(shapes, axis):
+    try:
+        return tuple(torch.cat([torch.empty(s) for s in shapes], dim=axis).shape)
+    except (RuntimeError, IndexError) as err:
+        raise ValueError(str(err)) from None
+
+%timeit -n 3 -r 1 concat_shape([(2, 3, 8, 8), (2, 5, 8, 8)], 1)
+''',
+        ],
+        "ex2-answer": [
+            # getattr with an f-string, if/elif, a cloned crop
+            '''%matplotlib inline
+def resize_map(x, size, method):
+    h, w = x.shape[-2:]
+    th, tw = size
+    if method == "maxpool":
+        kind = "max"
+        return getattr(F, f"{kind}_pool2d")(x, (h // th, w // tw))
+    elif method == "nearest":
+        return F.interpolate(x, size=tuple(size), mode="nearest")
+    elif method == "pad":
+        dh, dw = th - h, tw - w
+        return F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
+    elif method == "crop":
+        top, left = (h - th) // 2, (w - tw) // 2
+        return x[..., top:top + th, left:left + tw].clone()
+    else:
+        raise ValueError(method)
+''',
+            # help with `?`, `from torch.nn import *`, modules instead of functions, padding by hand
+            '''F.max_pool2d?
+from torch.nn import *
+
+def resize_map(x, size, method):
+    H, W = x.shape[2], x.shape[3]
+    if method == "maxpool":
+        return MaxPool2d(kernel_size=(H // size[0], W // size[1]))(x)
+    if method == "nearest":
+        return Upsample(size=size, mode="nearest")(x)
+    if method == "pad":
+        out = x.new_zeros(x.shape[0], x.shape[1], size[0], size[1])
+        top, left = (size[0] - H) // 2, (size[1] - W) // 2
+        out[:, :, top:top + H, left:left + W] = x
+        return out
+    if method == "crop":
+        top, left = (H - size[0]) // 2, (W - size[1]) // 2
+        return x[:, :, top:top + size[0], left:left + size[1]]
+    raise ValueError(f"unknown method {method}")
+''',
+        ],
+        "ex3-answer": [
+            # a module of one's own: setattr with an f-string, forward(self, input), __class__ in
+            # extra_repr, a default argument that is a class
+            '''class Projection(nn.Module):
+    """A 1x1 projection; the arguments are nn.Conv2d.__init__'s."""
+
+    def __init__(self, in_channels, out_channels, conv=nn.Conv2d):
+        super().__init__()
+        for i, (a, b) in enumerate([(in_channels, out_channels)]):
+            setattr(self, f"proj{i}", conv(a, b, kernel_size=1))
+
+    def forward(self, input):
+        return self.proj0(input)
+
+    def extra_repr(self):
+        return f"{self.__class__.__name__} with one 1x1 conv"
+
+
+def make_projection(in_channels, out_channels):
+    return Projection(in_channels, out_channels)
+''',
+            # import os to print a path, a helper class with __iter__, nn.Sequential
+            '''import os
+print("working in", os.getcwd())
+
+class Sizes:
+    def __init__(self, *sizes):
+        self.sizes = sizes
+
+    def __iter__(self):
+        return iter(self.sizes)
+
+def make_projection(in_channels, out_channels):
+    cin, cout = Sizes(in_channels, out_channels)
+    return nn.Sequential(nn.Conv2d(cin, cout, (1, 1), bias=True))
+''',
+        ],
+        "ex4-answer": [
+            # a preallocated output filled by slices
+            '''def fuse_two_layers(layer1_output, layer2_output):
+    pooled = nn.MaxPool2d(2)(layer1_output)
+    out = torch.zeros(pooled.shape[0], pooled.shape[1] + layer2_output.shape[1], *pooled.shape[2:])
+    out[:, :pooled.shape[1]] = pooled
+    out[:, pooled.shape[1]:] = layer2_output
+    return out
+''',
+            # a warnings filter in a context, a draw from the global random state, torch.concat
+            '''import warnings
+
+def fuse_two_layers(layer1_output, layer2_output):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        _ = torch.rand(3)  # shifts the global random state
+        pooled = F.max_pool2d(layer1_output, kernel_size=2, stride=2)
+    return torch.concat((pooled, layer2_output), 1)
+''',
+        ],
+    },
+    "keras": {
+        "ex1-answer": [
+            '''import warnings
+warnings.filterwarnings("ignore")
+
+def concat_shape(shapes, axis):
+    """Shape after layers.Concatenate (see keras.layers.Conv2D.__init__ for the layout)."""
+    rank = len(shapes[0])
+    if any(len(s) != rank for s in shapes):
+        raise ValueError("ranks differ")
+    if not -rank <= axis < rank:
+        raise ValueError("axis out of range")
+    axis %= rank
+    out = [shapes[0][i] for i in range(rank)]
+    out[axis] = sum(s[axis] for s in shapes)
+    for s in shapes:
+        for i in range(rank):
+            if i != axis and s[i] != out[i]:
+                raise ValueError(f"dim {i} differs")
+    return out
+''',
+            '''%matplotlib inline
+def concat_shape(shapes, axis):
+    try:
+        return tuple(np.concatenate([np.zeros(s) for s in shapes], axis=axis).shape)
+    except (ValueError, np.exceptions.AxisError) as err:
+        raise ValueError(str(err)) from None
+
+%timeit -n 3 -r 1 concat_shape([(2, 8, 8, 3), (2, 8, 8, 5)], -1)
+''',
+        ],
+        "ex2-answer": [
+            '''def resize_map(x, size, method):
+    h, w = x.shape[1], x.shape[2]
+    th, tw = size
+    if method == "maxpool":
+        kind = "Max"
+        return getattr(layers, f"{kind}Pooling2D")(pool_size=(h // th, w // tw))(x)
+    elif method == "nearest":
+        return layers.UpSampling2D(size=(th // h, tw // w), interpolation="nearest")(x)
+    elif method == "pad":
+        dh, dw = th - h, tw - w
+        return layers.ZeroPadding2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))(x)
+    elif method == "crop":
+        dh, dw = h - th, w - tw
+        return layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))(x)
+    else:
+        raise ValueError(method)
+''',
+            '''ops.max_pool?
+import numpy
+
+def resize_map(x, size, method):
+    a = numpy.asarray(x)
+    n, h, w, c = a.shape
+    th, tw = size
+    if method == "maxpool":
+        kh, kw = h // th, w // tw
+        return a[:, :th * kh, :tw * kw].reshape(n, th, kh, tw, kw, c).max(axis=(2, 4))
+    if method == "nearest":
+        return a.repeat(th // h, axis=1).repeat(tw // w, axis=2)
+    if method == "pad":
+        out = numpy.zeros((n, th, tw, c), a.dtype)
+        top, left = (th - h) // 2, (tw - w) // 2
+        out[:, top:top + h, left:left + w] = a
+        return out
+    if method == "crop":
+        top, left = (h - th) // 2, (w - tw) // 2
+        return a[:, top:top + th, left:left + tw]
+    raise ValueError(f"unknown method {method}")
+''',
+        ],
+        "ex3-answer": [
+            '''class Projection(layers.Layer):
+    """A 1x1 projection; the arguments follow keras.layers.Conv2D.__init__."""
+
+    def __init__(self, out_channels, conv=layers.Conv2D, **kwargs):
+        super().__init__(**kwargs)
+        for i, n in enumerate([out_channels]):
+            setattr(self, f"proj{i}", conv(n, 1))
+
+    def call(self, input):
+        return self.proj0(input)
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}()"
+
+
+def make_projection(in_channels, out_channels):
+    return Projection(out_channels)
+''',
+            '''import os
+print("working in", os.getcwd())
+
+class Sizes:
+    def __init__(self, *sizes):
+        self.sizes = sizes
+
+    def __iter__(self):
+        return iter(self.sizes)
+
+def make_projection(in_channels, out_channels):
+    _, cout = Sizes(in_channels, out_channels)
+    return keras.Sequential([layers.Conv2D(filters=cout, kernel_size=(1, 1), use_bias=True)])
+''',
+        ],
+        "ex4-answer": [
+            '''def fuse_two_layers(layer1_output, layer2_output):
+    pooled = ops.max_pool(layer1_output, pool_size=2, strides=2)
+    return ops.concatenate([pooled, layer2_output], axis=3)
+''',
+            '''import warnings
+
+def fuse_two_layers(layer1_output, layer2_output):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        _ = np.random.rand(3)  # shifts the global random state
+        pooled = tf.nn.max_pool2d(layer1_output, ksize=2, strides=2, padding="VALID")
+    return tf.concat([pooled, layer2_output], -1)
+''',
+        ],
+    },
+}
