@@ -8,7 +8,10 @@ Two preprocessors for `nbgrader generate_feedback` (`GenerateFeedback.preprocess
   which for the last visible check of a cell include `### BEGIN HIDDEN TESTS` and the first hidden
   test, plus the paths of the grader's own files; the kernel's printouts in a test cell could carry
   anything, so they go too. Outputs of any other cell that quote a hidden test line verbatim (a
-  student cell printing IPython's input history, `In` or `_ih`) are replaced by a note.
+  student cell printing IPython's input history, `In` or `_ih`) are replaced by a note, and so are
+  all outputs of cells that ran after the first hidden test: from then on the kernel has seen hidden
+  code and may carry it, encoded, in anything it prints. (With verdicts decided by the grader, a test
+  cell's outputs are the grader's own text.)
 - `ClearHiddenTests`: nbgrader's, applied to instructor test cells only. A student's own cell that
   contains the marker text is just text: nbgrader's version raises on it ("Hidden test region
   detected in a non-grade cell"), which would stop the feedback of the whole class.
@@ -33,6 +36,8 @@ __all__ = ["ClearHiddenTests", "RedactOutputs", "is_test_cell", "hidden_test_lin
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REDACTED_NOTE = "[coursekit: this output was removed from the feedback: it showed hidden test code]"
+AFTER_HIDDEN_NOTE = ("[coursekit: outputs of cells that ran after the hidden tests are not part of the feedback; "
+                     "your own notebook has them]")
 
 
 def is_test_cell(cell) -> bool:
@@ -87,6 +92,7 @@ class RedactOutputs(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         # read before ClearHiddenTests (next in the list) removes the hidden blocks from the sources
         self._hidden = hidden_test_lines(nb.cells)
+        self._after_hidden = False
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
@@ -94,6 +100,9 @@ class RedactOutputs(NbGraderPreprocessor):
             return cell, resources
         if is_test_cell(cell):
             cell.outputs = [self._short_error(o) for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            self._after_hidden = self._after_hidden or BEGIN in cell.source
+        elif self._after_hidden:
+            cell.outputs = [self._note(AFTER_HIDDEN_NOTE)] if cell.get("outputs") else []
         else:
             cell.outputs = [self._note() if any(_quotes(t, self._hidden) for t in _texts(o)) else o
                             for o in cell.get("outputs", [])]
@@ -110,8 +119,8 @@ class RedactOutputs(NbGraderPreprocessor):
         return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[line])
 
     @staticmethod
-    def _note() -> NotebookNode:
-        return NotebookNode(output_type="stream", name="stdout", text=REDACTED_NOTE + "\n")
+    def _note(text: str = REDACTED_NOTE) -> NotebookNode:
+        return NotebookNode(output_type="stream", name="stdout", text=text + "\n")
 
 
 class ClearHiddenTests(NbgraderClearHiddenTests):
