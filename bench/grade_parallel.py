@@ -1,13 +1,21 @@
-"""Parallel grading benchmark (issue 6): N submissions of one lesson notebook, graded by serial
+"""Parallel grading benchmark: N submissions of one lesson notebook, graded by serial
 `nbgrader autograde` and by `coursekit grade --jobs J`.
 
-    .venv/bin/python bench/grade_parallel.py [--students 20] [--jobs 2] [--repeat 3] [--lesson 01-shape-alignment] [--notebook pytorch]
+    .venv/bin/python bench/grade_parallel.py [--students 20] [--jobs 2] [--repeat 3] [--lesson 01-shape-alignment]
+                                            [--notebook pytorch] [--unprotected]
 
-Each repeat grades the class both ways, one after the other (serial first, then parallel, so a
-slow spell of the machine hits both), from a fresh course copy with the lesson registered, so
-only grading is timed. Prints every pair, the median of the per-pair speed-ups and the median
-times, checks that both gradebooks hold the same scores in every pair, and saves
-bench/results/grade_parallel.json. Budget: --jobs 2 >= 1.8x faster than serial on 2 cores.
+Both use the course's nbgrader_config.py: every kernel in the OS sandbox, test cells judged outside
+the kernel against the instructor's run. That run is recorded once before the timed pairs (its cold
+time is printed separately; it is one per thread count, so once for the serial grader and once for
+--jobs J's capped kernels) and reused warm by every pair. With --unprotected each repeat also times
+serial `nbgrader autograde` with the sandbox and the outside verdicts off (the design before them):
+the difference per notebook is what protection costs.
+
+Each repeat grades the class each way, one after the other (serial first, so a slow spell of the
+machine hits all), from a fresh course copy with the lesson registered, so only grading is timed.
+Prints every pair, the median of the per-pair speed-ups and the median times, checks that both
+gradebooks hold the same scores in every pair, and saves bench/results/grade_parallel.json.
+Budgets: --jobs 2 >= 1.8x faster than serial on 2 cores; protection <= 2 s per notebook.
 """
 
 from __future__ import annotations
@@ -47,6 +55,9 @@ def grade_once(mode: str, args, tmp: Path) -> tuple[float, dict]:
                    cwd=course, env=env, check=True, capture_output=True)
     if mode == "serial":
         command = [sys.executable, "-m", "nbgrader", "autograde", args.lesson, "--force"]
+    elif mode == "unprotected":
+        command = [sys.executable, "-m", "nbgrader", "autograde", args.lesson, "--force",
+                   "--BoundedExecute.sandbox=False", "--BoundedExecute.host_verdicts=False"]
     else:
         command = [sys.executable, "-m", "coursekit.cli", "grade", args.lesson, "--framework", framework,
                    "--jobs", str(args.jobs), "--force", "--json"]
@@ -58,6 +69,28 @@ def grade_once(mode: str, args, tmp: Path) -> tuple[float, dict]:
     return seconds, scores
 
 
+def warm_instructor_runs(args) -> dict[str, float]:
+    """Record the instructor runs the timed graders will reuse: seconds per thread setting."""
+    from coursekit.autograde.runner import ensure_instructor_runs, thread_env
+    from coursekit.notebooks import Course
+
+    framework = "torch" if args.notebook == "pytorch" else "keras"
+    cold = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        course = Course(copy_course(Path(tmp) / "course"))
+        for label, caps in (("serial", {}), (f"--jobs {args.jobs}", thread_env(args.jobs))):
+            saved = dict(os.environ)
+            os.environ.update(caps)
+            try:
+                t = time.perf_counter()
+                ensure_instructor_runs(course, args.lesson, framework)
+                cold[label] = time.perf_counter() - t
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+    return cold
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--students", type=int, default=20)
@@ -65,26 +98,43 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--lesson", default="01-shape-alignment")
     ap.add_argument("--notebook", default="pytorch", choices=["pytorch", "keras"])
+    ap.add_argument("--unprotected", action="store_true",
+                    help="also time serial grading without the sandbox and the outside verdicts")
     args = ap.parse_args()
+    expected = tempfile.mkdtemp(prefix="coursekit-bench-expected-")
+    os.environ["COURSEKIT_EXPECTED_DIR"] = expected  # one warm set of instructor runs for every pair
+    cold = warm_instructor_runs(args)
     print(f"{args.students} submissions of {args.lesson}/{args.notebook}.ipynb, {os.cpu_count()} CPUs, "
           f"{args.repeat} repeat(s)", flush=True)
+    print(f"cold instructor runs (recorded once, then warm): {', '.join(f'{k} {v:.1f} s' for k, v in cold.items())}")
     pairs, same = [], True
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
+            pair = {}
+            if args.unprotected:
+                pair["unprotected"], _ = grade_once("unprotected", args, Path(tmp))
             serial, serial_scores = grade_once("serial", args, Path(tmp))
             parallel, parallel_scores = grade_once("parallel", args, Path(tmp))
         same = same and serial_scores == parallel_scores and len(serial_scores) == args.students
-        pairs.append({"serial": serial, "parallel": parallel, "speedup": serial / parallel})
+        pair.update(serial=serial, parallel=parallel, speedup=serial / parallel)
+        if args.unprotected:
+            pair["protection_per_notebook"] = (serial - pair["unprotected"]) / args.students
+        pairs.append(pair)
+        extra = (f"   unprotected serial {pair['unprotected']:6.1f} s (protection "
+                 f"{pair['protection_per_notebook']:+.2f} s/notebook)" if args.unprotected else "")
         print(f"  run {i + 1}: serial nbgrader autograde {serial:6.1f} s   coursekit grade --jobs {args.jobs} "
-              f"{parallel:6.1f} s   {serial / parallel:.2f}x   same scores: {serial_scores == parallel_scores}", flush=True)
-    median = {k: statistics.median(p[k] for p in pairs) for k in ("serial", "parallel", "speedup")}
+              f"{parallel:6.1f} s   {serial / parallel:.2f}x   same scores: {serial_scores == parallel_scores}{extra}",
+              flush=True)
+    median = {k: statistics.median(p[k] for p in pairs) for k in pairs[0]}
     print(f"median: serial {median['serial']:.1f} s, --jobs {args.jobs} {median['parallel']:.1f} s, "
-          f"speed-up {median['speedup']:.2f}x (budget >= 1.8x); same scores in every run: {same}")
+          f"speed-up {median['speedup']:.2f}x (budget >= 1.8x); same scores in every run: {same}"
+          + (f"; protection {median['protection_per_notebook']:+.2f} s per notebook (budget <= 2 s)"
+             if args.unprotected else ""))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "grade_parallel.json").write_text(json.dumps(
         {"students": args.students, "jobs": args.jobs, "lesson": args.lesson, "notebook": args.notebook,
-         "runs": pairs, "median": median, "same_scores": same}, indent=1))
+         "runs": pairs, "median": median, "same_scores": same, "cold_instructor_runs": cold}, indent=1))
     return 0 if same else 1
 
 

@@ -36,6 +36,7 @@ from .autograde.runner import (
     progress_bar,
     thread_env,
 )
+from .autograde.tripwire import changed as changed_since, snapshot
 from .autograde.versions import changed_files, lesson_digests, record_digests
 from .notebooks import (
     FRAMEWORK_NOTEBOOKS,
@@ -278,14 +279,20 @@ def cmd_grade(args) -> int:
     if skipped:
         print(f"{skipped} already graded (use --force to grade them again)",
               file=sys.stderr if args.json else sys.stdout, flush=True)
+    # what grading must not change, read while the instructor runs are made (no student code runs yet)
+    before: dict[str, str] = {}
+    watch = threading.Thread(target=lambda: before.update(snapshot(course.root, _package_dir())), daemon=True)
+    watch.start()
     if todo:
         api_import.join()  # nbgrader's modules import each other: never two threads at once
         _instructor_runs(course, lesson, framework, args.json, args.jobs if len(todo) > 1 else 1)
+    watch.join()
     with progress_bar(len(todo), enabled=not args.json) as bar:
         if args.jobs == 1 or len(todo) <= 1:
             outcomes = grade_serial(course, lesson, todo, framework, bar)
         else:
             outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
+    tripped = changed_since(before, snapshot(course.root, _package_dir()))
     record_digests(course, lesson, digests)  # the lesson as registered by this run
     failed = [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
@@ -319,7 +326,19 @@ def cmd_grade(args) -> int:
         print(f"coursekit: error: {student}: {why}", file=sys.stderr)
     for f in failed:
         print(f"coursekit: error: autograde failed for {f}", file=sys.stderr)
+    if tripped:
+        shown = ", ".join(tripped[:5]) + (f" and {len(tripped) - 5} more" if len(tripped) > 5 else "")
+        print(f"coursekit: error: grading changed {len(tripped)} file(s) it must never change ({shown}); "
+              "the scores of this run cannot be trusted: restore the course and the environment "
+              "(git status, pip install), then grade again with --force", file=sys.stderr)
+        return 3
     return 1 if failed or refused else 0
+
+
+def _package_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent
 
 
 def _instructor_runs(course: Course, lesson: str, framework: str | None, quiet: bool, jobs: int) -> None:

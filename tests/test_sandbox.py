@@ -51,17 +51,22 @@ def _course_root():
 
 CROSS_STUDENT = FIND_ROOT + '''
 _r = _course_root()
-for _t in (_r.glob("submitted/z-solved/*/*.ipynb") if _r else []):
-    _t.write_text("not a notebook any more")
+if _r is not None:
+    for _t in _r.glob("submitted/z-solved/*/*.ipynb"):  # a later student's hand-in, ruined for good
+        _t.write_text("not a notebook any more")
+    import sqlite3  # the grades of the students graded before this one, zeroed
+    _db = sqlite3.connect(str(_r / "gradebook.db"))
+    _db.execute("UPDATE grade SET auto_score = 0")
+    _db.commit()
+    _db.close()
 print("CROSS", _r is not None)
 '''
 
 EDIT_COURSEKIT = '''
 import pathlib, coursekit
-try:
-    with open(pathlib.Path(coursekit.__file__).parent / "grading.py", "a") as _f:
-        _f.write("\\ndef _anything(*a, **k):\\n    return None\\n"
-                 "call = check_equal = check_close = check_shape = check_true = check_raises = _anything\\n")
+try:  # the grader's own verdicts, made to pass everything from the next grading run on
+    with open(pathlib.Path(coursekit.__file__).parent / "autograde" / "verdicts.py", "a") as _f:
+        _f.write("\\ndef judge(expected, observed, stopped=None):\\n    return Verdict(True, len(expected))\\n")
     print("EDITED coursekit")
 except OSError as _e:
     print("EDIT blocked", type(_e).__name__)
@@ -77,10 +82,27 @@ for _p in sys.path:
         exec(compile(open(os.path.join(_real, "__init__.py")).read(), os.path.join(_real, "__init__.py"), "exec"))
         break
 '''
+# the grading helpers replaced by no-ops that replay, cell by cell, the instructor run's records
+# (read from the grader's cache): every test cell reports exactly what the solution reported
 HIJACK_GRADING = '''
+import json, os, pathlib
+from IPython import get_ipython
+from IPython.display import publish_display_data
+
+OBSERVATION_MIME = "application/vnd.coursekit.observation+json"
 def _anything(*a, **k):
     return None
-call = check_equal = check_close = check_shape = check_true = check_raises = _anything
+call = check_equal = check_close = check_shape = check_true = check_raises = expect = _anything
+_cells = []
+_dir = os.environ.get("COURSEKIT_EXPECTED_DIR", "")
+for _p in (sorted(pathlib.Path(_dir).rglob("pytorch.json")) if _dir else []):
+    _cells = list(json.loads(_p.read_text())["cells"].values())
+def _replay(info):
+    if "grading." in (info.raw_cell or "") and _cells:
+        for _obs in _cells.pop(0):
+            publish_display_data({OBSERVATION_MIME: _obs})
+if get_ipython() is not None:
+    get_ipython().events.register("pre_run_cell", _replay)
 '''
 
 
@@ -150,6 +172,7 @@ def _grade(base: Path, sandbox: bool) -> dict:
     (course / "nbgrader_config.py").write_text((course / "nbgrader_config.py").read_text() + NO_AUDIT)
     env = dict(os.environ)
     env["COURSEKIT_DB_URL"] = f"sqlite:///{course / 'gradebook.db'}"
+    env["COURSEKIT_EXPECTED_DIR"] = str(course / ".coursekit" / "expected")  # the attacks may not spoil others' cache
     package = Path(__import__("coursekit").__file__).parent
     if not sandbox:  # a throwaway coursekit that the attacks may damage
         shutil.copytree(package, base / "pkg" / "coursekit", ignore=shutil.ignore_patterns("__pycache__"))
@@ -160,6 +183,7 @@ def _grade(base: Path, sandbox: bool) -> dict:
     first = answer_ids(release)[0]
     listener = Listener()
     subs = {
+        "0-early": solved,  # graded before the attackers
         "a-cross": {**solved, first: solved[first] + "\n" + CROSS_STUDENT},
         "a-edit": {**solved, first: solved[first] + "\n" + EDIT_COURSEKIT},
         "a-escape": {**solved, first: solved[first] + "\n" + escape_attempts(listener.port)},
@@ -217,6 +241,7 @@ def test_sandboxed_grading_gives_every_honest_student_their_score(runs):
     full = sum(on["points"].values())
     assert score(on, "z-solved") == full
     assert score(on, "z-untouched") == 0
+    assert score(on, "0-early") == full
     # the attackers solved every exercise besides attacking: their attacks cost them nothing, gain nothing
     for student in ("a-cross", "a-edit", "a-escape"):
         assert score(on, student) == full, (student, on["rows"].get(student))
@@ -225,24 +250,51 @@ def test_sandboxed_grading_gives_every_honest_student_their_score(runs):
 
 def test_cross_student_write_is_blocked(runs):
     on, off = runs["on"], runs["off"]
+    full = sum(on["points"].values())
     assert "CROSS False" in on["outputs"]["a-cross"]
-    assert "CROSS True" in off["outputs"]["a-cross"]  # without the sandbox the victim's notebook is gone
-    assert score(off, "z-solved") is None or score(off, "z-solved") == 0
-    assert "z-solved: " in off["proc"].stderr
+    assert score(on, "0-early") == full
+    assert (on["course"] / "submitted" / "z-solved" / LESSON / NAME).read_text().startswith("{")
+    # without the sandbox: an earlier student's grades are zeroed, a later one's hand-in is ruined
+    assert "CROSS True" in off["outputs"]["a-cross"]
+    assert score(off, "0-early") == 0
+    assert (off["course"] / "submitted" / "z-solved" / LESSON / NAME).read_text() == "not a notebook any more"
+
+
+def test_the_tripwire_reports_what_unsandboxed_grading_changed(runs):
+    """coursekit grade compares the course's inputs, coursekit and the Python environment before and
+    after: quiet with the sandbox on, a failing run naming the damage with it off."""
+    on, off = runs["on"], runs["off"]
+    assert "must never change" not in on["proc"].stderr
+    assert off["proc"].returncode == 3, off["proc"].stderr[-2000:]
+    line = next(ln for ln in off["proc"].stderr.splitlines() if "must never change" in ln)
+    assert "verdicts.py" in line and "z-solved" in line
+
+
+def _regrade(run, *students):
+    import subprocess
+
+    args = [sys.executable, "-m", "coursekit.cli", "--root", str(run["course"]), "grade", LESSON, "--framework",
+            "torch", "--json", "--force", *(a for s in students for a in ("--student", s))]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=run["env"])
+    return proc, ({r["student"]: r["score"] for r in json.loads(proc.stdout)} if proc.stdout.strip() else {})
 
 
 def test_editing_the_installed_coursekit_is_blocked(runs):
+    """Persistence: the grader's own code, edited by a submission, would judge every later run."""
     on, off = runs["on"], runs["off"]
     assert "EDIT blocked" in on["outputs"]["a-edit"]
     assert on["changed"] == [], on["changed"]
     assert "EDITED coursekit" in off["outputs"]["a-edit"]
-    assert any(p.endswith("grading.py") for p in off["changed"])
-    assert score(off, "z-untouched") > 0  # an untouched notebook scored through the planted no-ops
+    assert any(p.endswith("verdicts.py") for p in off["changed"])
+    _, later = _regrade(off, "z-untouched")
+    assert later == {"z-untouched": sum(off["points"].values())}  # untouched, yet full marks
 
 
 def test_files_handed_in_beside_the_notebook_are_not_importable(runs):
+    """A `coursekit/` package handed in beside an untouched notebook replays the instructor run's
+    records: full marks where the kernel can import it and read the grader's cache."""
     assert score(runs["on"], "a-hijack") == 0
-    assert score(runs["off"], "a-hijack") > 0
+    assert score(runs["off"], "a-hijack") == sum(runs["off"]["points"].values())
 
 
 def test_secrets_are_out_of_reach(runs):
@@ -266,16 +318,10 @@ def test_nothing_outlives_a_sandboxed_kernel(runs):
 
 
 def test_a_later_run_in_the_same_course_grades_correctly(runs):
-    """Persistence: grading the sandboxed class again from scratch gives the same scores."""
-    import subprocess
-
+    """Persistence: grading the sandboxed class again gives the same scores."""
     on = runs["on"]
-    course = on["course"]
-    proc = subprocess.run([sys.executable, "-m", "coursekit.cli", "--root", str(course), "grade", LESSON,
-                           "--framework", "torch", "--json", "--force", "--student", "z-untouched",
-                           "--student", "z-solved"], capture_output=True, text=True, timeout=600, env=on["env"])
+    proc, rows = _regrade(on, "z-untouched", "z-solved")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {r["student"]: r["score"] for r in json.loads(proc.stdout)}
     assert rows == {"z-untouched": 0, "z-solved": sum(on["points"].values())}
 
 

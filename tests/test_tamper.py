@@ -105,6 +105,16 @@ ATTACKS = {
                     "    if 'grading.' in (info.raw_cell or ''):\n"
                     "        print('All checks passed (decided by the grader).')\n"
                     "get_ipython().events.register('pre_run_cell', _forge)",
+    # a global torch mode switched on by an ordinary call: every max-pool becomes an average, the
+    # kernel's references included, so the wrong answer of exercise 4 matches them
+    "global-mode": "from torch.overrides import TorchFunctionMode\n"
+                   "class AvgEverywhere(TorchFunctionMode):\n"
+                   "    def __torch_function__(self, func, types, args=(), kwargs=None):\n"
+                   "        kwargs = kwargs or {}\n"
+                   "        if func is F.max_pool2d:\n"
+                   "            return F.avg_pool2d(args[0], args[1] if len(args) > 1 else kwargs['kernel_size'])\n"
+                   "        return func(*args, **kwargs)\n"
+                   "AvgEverywhere().__enter__()",
     "extra-observations": "from IPython.display import publish_display_data\n"
                           "from coursekit.grading import OBSERVATION_MIME\n"
                           "def _extra(result):\n"
@@ -112,8 +122,21 @@ ATTACKS = {
                           "        publish_display_data({OBSERVATION_MIME: {'kind': 'true', 'value': True}})\n"
                           "get_ipython().events.register('post_run_cell', _extra)",
 }
-# stopped by coursekit.grading even without the audit: look-alike values
+# answers that attack from inside the student's own function, called by the test
+ANSWER_ATTACKS = {
+    # patches the reference the visible test compares with, at call time (no top-level assignment)
+    "patch-in-function": ("ex4-answer", "def fuse_two_layers(layer1_output, layer2_output):\n"
+                                        "    import coursekit.torch as _ck\n"
+                                        "    _ck.align_and_concat = lambda maps, method='maxpool', target=0: "
+                                        "torch.cat([F.avg_pool2d(maps[0], 2), maps[1]], dim=1)\n"
+                                        "    return torch.cat([F.avg_pool2d(layer1_output, 2), layer2_output], dim=1)\n"),
+}
+# stopped by coursekit.grading's own comparison even when the kernel decides: look-alike values
 SPOOFS = {
+    "spoof-module": ("ex1-answer", "class Shape(tuple):\n    __module__ = 'builtins'\n"
+                                   "    def __eq__(self, other):\n        return True\n"
+                                   "    def __ne__(self, other):\n        return False\n"
+                                   "def concat_shape(shapes, axis):\n    return Shape()\n"),
     "spoof-equal": ("ex1-answer", "class Anything(tuple):\n    def __eq__(self, other):\n        return True\n"
                                   "    def __ne__(self, other):\n        return False\n"
                                   "def concat_shape(shapes, axis):\n    return Anything()\n"),
@@ -127,8 +150,8 @@ NOT_EFFECTIVE_ALONE = {"builtins-module", "builtins-rebind",  # tried, but they 
 
 
 # attacks that leave their own test cells working: they score exactly the honest answers' points
-HARMLESS_TO_ITSELF = {"patch-numpy", "patch-reference", "rebind-reference-module", "alias-variable",
-                      "helper-function", "container", "globals-dict", "builtins-module", "builtins-rebind",
+HARMLESS_TO_ITSELF = {"patch-in-function", "patch-numpy", "patch-reference", "rebind-reference-module", "alias-variable",
+                      "helper-function", "container", "globals-dict",
                       "report-expected", "hide-errors", "forge-output", "ipython-magic", "swallow-errors"}
 
 
@@ -232,7 +255,7 @@ def test_tampering_earns_nothing_and_costs_nobody_anything(tmp_path):
     _write(course, "good", _submission(course, solved))
     _write(course, "honest", _submission(course, _honest(course)))
     _add_attacks(course, ATTACKS)
-    for name, (gid, code) in SPOOFS.items():
+    for name, (gid, code) in {**SPOOFS, **ANSWER_ATTACKS}.items():
         _write(course, name, _submission(course, {**_honest(course), gid: code}))
     structural = _structural(course)
     for name, nb in structural.items():
@@ -244,7 +267,7 @@ def test_tampering_earns_nothing_and_costs_nobody_anything(tmp_path):
     assert _scores(rows["honest"]) == HONEST
 
     wrong = []
-    for student in [*ATTACKS, *SPOOFS, *structural]:
+    for student in [*ATTACKS, *SPOOFS, *ANSWER_ATTACKS, *structural]:
         expected = _expected(student)
         if student == "deleted-cells":  # its exercise 3 is right: the restored test must give the points
             expected = {**expected, "ex3-tests": 2.0}
@@ -291,11 +314,11 @@ def test_attacks_work_when_the_kernel_decides(tmp_path):
         (course / "nbgrader_config.py").read_text() + "\nc.BoundedExecute.host_verdicts = False\n")
     _write(course, "honest", _submission(course, _honest(course)))
     _add_attacks(course, [n for n in ATTACKS if n not in NOT_EFFECTIVE_ALONE])
-    for name, (gid, code) in SPOOFS.items():
+    for name, (gid, code) in {**SPOOFS, **ANSWER_ATTACKS}.items():
         _write(course, name, _submission(course, {**_honest(course), gid: code}))
     rows = _grade(course)
     assert _scores(rows["honest"]) == HONEST
-    for name in ATTACKS:
+    for name in [*ATTACKS, *ANSWER_ATTACKS]:
         if name in NOT_EFFECTIVE_ALONE:
             continue
         got = sum(_scores(rows[name]).values())

@@ -123,6 +123,9 @@ def _run_instructor(config, source: Path, lesson: str, notebook: str) -> dict:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="coursekit-instructor-") as cwd, _setenv(NBGRADER_EXECUTION="autograde"):
         pp.preprocess(nb, {"metadata": {"path": cwd}, "nbgrader": {"assignment": lesson, "notebook": notebook}})
+    for gid, cell in pp.recorded.items():
+        if not cell["checks"] and not cell["error"]:
+            cell["error"] = "it made no check (a test cell must call coursekit.grading's checks)"
     failing = sorted(gid for gid, cell in pp.recorded.items() if cell["error"])
     if failing:
         raise InstructorRunFailed(

@@ -56,6 +56,9 @@ def judge(expected: list[dict], observed: list[Any], stopped: str | None = None)
     `expected`: the instructor run's records (kind, what, hint, atol, rtol, hidden, value).
     `observed`: the raw observation payloads of the student's run, in order (untrusted).
     `stopped`: the name of the exception that ended the student's cell early, if any."""
+    if not expected:  # a record that asks nothing would pass anything: never trust it
+        return Verdict(False, 0, "the instructor's run made no check in this test cell; the grader cannot judge it "
+                                 "(re-record: delete .coursekit/expected and grade again)")
     failures: list[str] = []
     for i, want in enumerate(expected):
         label = want.get("what") or f"check {i + 1}"

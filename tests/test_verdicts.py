@@ -1,0 +1,80 @@
+"""coursekit.autograde.verdicts and coursekit.observations: the rules that judge a test cell outside
+the kernel, on hand-made observations (no kernel, no nbgrader)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from coursekit.autograde.verdicts import hidden_lines, judge, stopped_by, verdict_outputs
+from coursekit.observations import compare, decode, encode
+
+
+def obs(kind, value, **extra):
+    return {"kind": kind, "value": encode(value), "what": extra.pop("what", "w"), "hint": "", **extra}
+
+
+def record(kind, value, hidden=False, **tol):
+    return {**obs(kind, value, **tol), "hidden": hidden}
+
+
+def test_values_travel_as_plain_json_and_come_back():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    back = decode(json.loads(json.dumps(encode({"x": a, "t": (1, 2.5, None), "s": "hi", "n": float("nan")}))))
+    assert np.array_equal(back["x"], a) and back["x"].dtype == np.float32
+    assert back["t"] == [1, 2.5, None] and back["s"] == "hi" and np.isnan(back["n"])
+    with pytest.raises(TypeError):
+        encode(object())
+
+
+def test_decode_refuses_what_is_not_data():
+    bad = {"__array__": "|O", "shape": [1], "b64": ""}
+    with pytest.raises(ValueError):
+        decode(bad)
+    with pytest.raises(ValueError):
+        decode({"__array__": "<f4", "shape": [4], "b64": "AAAA"})  # 3 bytes for 4 floats
+
+
+def test_a_list_and_a_tuple_are_the_same_answer_but_true_is_not_one():
+    assert compare("equal", decode(encode([2, 8, 8, 8])), decode(encode((2, 8, 8, 8))))[0]
+    assert not compare("equal", True, 1)[0]
+    assert compare("close", np.ones(3), np.ones(3) + 1e-7)[0]
+    ok, why = compare("close", np.ones((2, 3)), np.ones((3, 2)))
+    assert not ok and "shape (2, 3), expected (3, 2)" in why
+
+
+def test_judge_passes_only_every_check_observed_once_in_order():
+    rec = [record("equal", (2, 8)), record("close", np.zeros(3), atol=1e-5, rtol=1e-5)]
+    assert judge(rec, [obs("equal", [2, 8]), obs("close", np.zeros(3))]).passed
+    # a wrong value, a missing check, a check of another kind, an extra observation: all fail
+    assert not judge(rec, [obs("equal", [2, 9]), obs("close", np.zeros(3))]).passed
+    assert not judge(rec, [obs("equal", [2, 8])]).passed
+    assert not judge(rec, [obs("close", np.zeros(3)), obs("equal", [2, 8])]).passed
+    assert not judge(rec, [obs("equal", [2, 8]), obs("close", np.zeros(3)), obs("true", True)]).passed
+    # a record that asks nothing never passes
+    assert not judge([], []).passed
+
+
+def test_the_instructor_run_sets_the_tolerance_not_the_kernel():
+    rec = [record("close", np.zeros(3), atol=1e-5, rtol=0.0)]
+    forged = obs("close", np.full(3, 0.5), atol=1.0, rtol=1.0)
+    assert not judge(rec, [forged]).passed
+
+
+def test_a_failing_hidden_check_shows_no_value_and_the_kernels_error_text_never_shows():
+    rec = [record("equal", 42, hidden=True, what="hidden case")]
+    v = judge(rec, [obs("equal", 41)])
+    assert not v.passed and "hidden case (a hidden test): wrong" in v.message and "41" not in v.message
+    v = judge([record("equal", 1), record("equal", 42, hidden=True)], [obs("equal", 1)],
+              stopped_by([{"output_type": "error", "ename": "ValueError", "evalue": "secret source here"}]))
+    assert "ValueError" in v.message and "secret" not in v.message
+    assert stopped_by([{"output_type": "error", "ename": "a b c <script>"}]) == "an error"
+    out = verdict_outputs(v)
+    assert out[0]["output_type"] == "error" and out[0]["ename"] == "CheckFailed"
+
+
+def test_hidden_lines_are_those_between_the_markers():
+    src = "a\n### BEGIN HIDDEN TESTS\nb\nc\n### END HIDDEN TESTS\nd"
+    assert hidden_lines(src) == {3, 4}
