@@ -134,6 +134,8 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except NotImplementedError:
+            if autograding():  # tells the grader why the checks stop here (see verdicts.judge)
+                _observe("unattempted", lambda: None, name, "")
             raise AssertionError(
                 f"{name} still raises NotImplementedError: replace the `raise NotImplementedError()` "
                 "line with your code."

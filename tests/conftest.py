@@ -87,10 +87,11 @@ def copy_course(dest: Path) -> Path:
 
 SITE_TEST = "test_site_has_every_lesson_page_with_its_figures_and_no_solutions"
 AUTOGRADE_TEST = "test_autograde_solution_untouched_and_planted"
+HONEST_TEST = "test_honest_answers_score_full_marks"
 
 
 def _rank(item) -> int:
-    if item.originalname == AUTOGRADE_TEST:
+    if item.originalname in (AUTOGRADE_TEST, HONEST_TEST):
         return 0
     if item.originalname == SITE_TEST:  # after the autograde runs whose executed solutions it reuses
         return 3
@@ -102,6 +103,8 @@ def _weight(item) -> float:
     autograde 100-220 s, a PyTorch one's 35-180 s, the other slow tests 5-120 s)."""
     if item.originalname == AUTOGRADE_TEST:
         return 3.0 if item.callspec.params.get("framework") == "keras" else 1.5
+    if item.originalname == HONEST_TEST:  # both frameworks, one submission per style
+        return 3.0
     return 0.3 if _rank(item) == 1 else 0.0
 
 

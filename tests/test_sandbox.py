@@ -167,14 +167,14 @@ def _tree_digest(paths: list[Path]) -> dict[str, str]:
     return out
 
 
-def _grade(base: Path, sandbox: bool) -> dict:
+def _grade(base: Path, sandbox: bool, only: tuple[str, ...] = ()) -> dict:
     course = copy_course(base / "course")
     (course / "nbgrader_config.py").write_text((course / "nbgrader_config.py").read_text() + NO_AUDIT)
     env = dict(os.environ)
     env["COURSEKIT_DB_URL"] = f"sqlite:///{course / 'gradebook.db'}"
     env["COURSEKIT_EXPECTED_DIR"] = str(course / ".coursekit" / "expected")  # the attacks may not spoil others' cache
     package = Path(__import__("coursekit").__file__).parent
-    if not sandbox:  # a throwaway coursekit that the attacks may damage
+    if not sandbox and not only:  # a throwaway coursekit that the attacks may damage
         shutil.copytree(package, base / "pkg" / "coursekit", ignore=shutil.ignore_patterns("__pycache__"))
         env["PYTHONPATH"] = str(base / "pkg")
         package = base / "pkg" / "coursekit"
@@ -191,6 +191,8 @@ def _grade(base: Path, sandbox: bool) -> dict:
         "z-solved": solved,
         "z-untouched": {},
     }
+    if only:
+        subs = {k: v for k, v in subs.items() if k in only}
     for student, answers in subs.items():
         make_submission(release, answers, course / "submitted" / student / LESSON / NAME)
     fake = course / "submitted" / "a-hijack" / LESSON / "coursekit"
@@ -203,7 +205,9 @@ def _grade(base: Path, sandbox: bool) -> dict:
 
     args = [sys.executable, "-m", "coursekit.cli", "--root", str(course), "grade", LESSON, "--framework", "torch",
             "--json", *([] if sandbox else ["--no-sandbox"])]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
+    # run from the course (python -m puts the working folder first on sys.path): the grader then
+    # imports the same coursekit as its nbgrader processes and kernels, the throwaway copy when off
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env, cwd=course)
     listener.close()
     probes = _probe_processes()
     for p in probes:
@@ -227,7 +231,10 @@ def _grade(base: Path, sandbox: bool) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("sandbox")
-    return {"on": _grade(base / "on", sandbox=True), "off": _grade(base / "off", sandbox=False)}
+    return {"on": _grade(base / "on", sandbox=True), "off": _grade(base / "off", sandbox=False),
+            # the handed-in package must come before the installed coursekit on the kernel's sys.path,
+            # as it does for a plain install: no PYTHONPATH copy here (the attack only reads)
+            "off-plain": _grade(base / "off-plain", sandbox=False, only=("a-hijack", "z-untouched"))}
 
 
 def score(run, student) -> float | None:
@@ -275,7 +282,7 @@ def _regrade(run, *students):
 
     args = [sys.executable, "-m", "coursekit.cli", "--root", str(run["course"]), "grade", LESSON, "--framework",
             "torch", "--json", "--force", *(a for s in students for a in ("--student", s))]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=run["env"])
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=run["env"], cwd=run["course"])
     return proc, ({r["student"]: r["score"] for r in json.loads(proc.stdout)} if proc.stdout.strip() else {})
 
 
@@ -294,7 +301,8 @@ def test_files_handed_in_beside_the_notebook_are_not_importable(runs):
     """A `coursekit/` package handed in beside an untouched notebook replays the instructor run's
     records: full marks where the kernel can import it and read the grader's cache."""
     assert score(runs["on"], "a-hijack") == 0
-    assert score(runs["off"], "a-hijack") == sum(runs["off"]["points"].values())
+    assert score(runs["off-plain"], "a-hijack") == sum(runs["off"]["points"].values())
+    assert score(runs["off-plain"], "z-untouched") == 0
 
 
 def test_secrets_are_out_of_reach(runs):

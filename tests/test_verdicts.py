@@ -78,3 +78,10 @@ def test_a_failing_hidden_check_shows_no_value_and_the_kernels_error_text_never_
 def test_hidden_lines_are_those_between_the_markers():
     src = "a\n### BEGIN HIDDEN TESTS\nb\nc\n### END HIDDEN TESTS\nd"
     assert hidden_lines(src) == {3, 4}
+
+
+def test_an_unattempted_exercise_is_named():
+    v = judge([record("equal", 1)], [{"kind": "unattempted", "what": "concat_shape", "value": None}], "AssertionError")
+    assert not v.passed and "concat_shape still raises NotImplementedError" in v.message
+    v = judge([record("equal", 1)], [{"kind": "unattempted", "what": "<b>x</b>", "value": None}])
+    assert "the function still raises" in v.message

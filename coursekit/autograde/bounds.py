@@ -103,9 +103,10 @@ class BoundedExecute(Execute):
         if not self.kernel_name:
             self.kernel_name = self.nb.metadata.get("kernelspec", {}).get("name") or "python3"
         self.km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
+        threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
         self.km.sandbox_limits = SandboxLimits(
             memory_mb=self.memory_limit_mb, disk_mb=self.sandbox_disk_mb, max_processes=self.sandbox_max_processes,
-            uid_base=self.sandbox_uid_base)
+            cpu_seconds=self.notebook_timeout * threads, uid_base=self.sandbox_uid_base)
         return self.km
 
     def preprocess(self, nb, resources=None, km=None):
@@ -198,7 +199,8 @@ class BoundedExecute(Execute):
             if self._killed_for_memory.is_set() or (oom is not None and oom()):
                 reason = f"the kernel used more than {self.memory_limit_mb} MiB of memory and was stopped"
             else:
-                reason = "the kernel died while running this cell (a crash, os._exit or running out of memory)"
+                reason = ("the kernel died while running this cell (a crash, os._exit, running out of memory "
+                          "or of the notebook's CPU time)")
             self._stop(reason)
             cell.outputs.append(self._error(reason))
             return cell, resources

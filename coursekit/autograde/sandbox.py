@@ -17,7 +17,8 @@ from the rest of the course. The line is drawn by the operating system instead:
   count: the kernel is stopped by the OS at the limit, the same way under any load, and the cgroup's
   OOM counter says afterwards that memory was the reason. Without a writable cgroup the memory limit
   falls back to `BoundedExecute`'s watcher (`coursekit doctor` says which).
-- rlimits: no core files, a cap on the size of any file the kernel writes.
+- rlimits: no core files, a cap on the size of any file the kernel writes, and a cap on the CPU
+  time of the whole notebook (the OS stops the kernel there, however loaded the machine is).
 
 The kernel talks to the grader over ZeroMQ's `ipc` transport (Unix sockets in a private folder
 bound into the sandbox), since a kernel without a network cannot reach TCP on the host's loopback.
@@ -67,6 +68,7 @@ class SandboxLimits:
     disk_mb: int = 512
     max_processes: int = 1024
     max_file_mb: int = 256
+    cpu_seconds: int = 0
     uid_base: int = 61000
 
 
@@ -351,6 +353,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             if env.get(name):
                 bwrap += ["--setenv", name, env[name]]
         rlimits = ["prlimit", "--core=0", f"--fsize={limits.max_file_mb * 2**20}"]
+        if limits.cpu_seconds:  # CPU time, unlike the wall clock, does not depend on the machine's load
+            rlimits.append(f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}")
         if limits.max_processes:
             rlimits.append(f"--nproc={limits.max_processes}")
         drop: list[str] = []

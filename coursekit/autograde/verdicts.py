@@ -70,6 +70,12 @@ def judge(expected: list[dict], observed: list[Any], stopped: str | None = None)
             failures.append(f"{where}: {why}.{hint}")
             break
         got = observed[i]
+        if isinstance(got, dict) and got.get("kind") == "unattempted":
+            name = str(got.get("what", ""))
+            name = name if _IDENT.match(name) else "the function"
+            failures.append(f"{where}: {name} still raises NotImplementedError: replace the "
+                            "`raise NotImplementedError()` line with your code.")
+            break
         if not isinstance(got, dict) or got.get("kind") != want["kind"]:
             failures.append(f"{where}: the checks did not run in the test's order (a check was skipped or added).")
             break

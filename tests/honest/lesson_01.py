@@ -135,6 +135,16 @@ def fuse_two_layers(layer1_output, layer2_output):
         pooled = F.max_pool2d(layer1_output, kernel_size=2, stride=2)
     return torch.concat((pooled, layer2_output), 1)
 ''',
+            # a star import and a module of one's own with forward(self, input)
+            '''from torch.nn.functional import *
+
+class PoolThenJoin(nn.Module):
+    def forward(self, input, other):
+        return torch.cat([max_pool2d(input, 2), other], dim=1)
+
+def fuse_two_layers(layer1_output, layer2_output):
+    return PoolThenJoin()(layer1_output, layer2_output)
+''',
         ],
     },
     "keras": {
