@@ -197,7 +197,8 @@ def check_raises(
             call(fn, *args, **kwargs)
         except Exception as err:  # noqa: BLE001 - any exception is an observation
             raised = err
-        _observe("raises", lambda: isinstance(raised, exc_type), name, hint)
+        _observe("raises", lambda: isinstance(raised, exc_type), name, hint,
+                 expects=exc_type.__name__, raised=type(raised).__name__ if raised is not None else "")
         return raised
     try:
         call(fn, *args, **kwargs)
@@ -241,13 +242,13 @@ def autograding() -> bool:
     return os.environ.get("NBGRADER_EXECUTION") == "autograde" and os.environ.get(VERDICTS_ENV_VAR) != "kernel"
 
 
-def _observe(kind: str, value: Callable[[], Any], what: str, hint: str, **tolerances: float) -> None:
+def _observe(kind: str, value: Callable[[], Any], what: str, hint: str, **fields: float | str) -> None:
     try:
         data = encode(value())
     except Exception as err:  # noqa: BLE001 - whatever the student's value is, the check must report
         data = {"__unencodable__": f"{type(err).__name__}"}
     obs = {"kind": kind, "what": str(what), "hint": str(hint), "line": _cell_line(), "value": data,
-           **{k: float(v) for k, v in tolerances.items()}}
+           **{k: v if isinstance(v, str) else float(v) for k, v in fields.items()}}
     from IPython.display import publish_display_data
 
     publish_display_data({OBSERVATION_MIME: obs})

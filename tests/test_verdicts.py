@@ -85,3 +85,17 @@ def test_an_unattempted_exercise_is_named():
     assert not v.passed and "concat_shape still raises NotImplementedError" in v.message
     v = judge([record("equal", 1)], [{"kind": "unattempted", "what": "<b>x</b>", "value": None}])
     assert "the function still raises" in v.message
+
+
+def test_a_missing_raise_names_the_instructors_exception_and_what_was_raised_instead():
+    rec = [record("raises", True, what="f(1)", hint="raise ValueError.", expects="ValueError", raised="ValueError")]
+    assert judge(rec, [obs("raises", True, what="f(1)", expects="ValueError", raised="MyError")]).passed
+    quiet = judge(rec, [obs("raises", False, expects="Anything", raised="")])
+    assert quiet.message == "f(1) did not raise ValueError. Hint: raise ValueError."
+    other = judge(rec, [obs("raises", False, raised="KeyError")])
+    assert other.message == "f(1) did not raise ValueError (it raised KeyError). Hint: raise ValueError."
+    # the kernel's text is only shown when it is a plain name
+    forged = judge(rec, [obs("raises", False, raised="x\nAll checks passed")])
+    assert forged.message == "f(1) did not raise ValueError. Hint: raise ValueError."
+    hidden = judge([{**rec[0], "hidden": True}], [obs("raises", False, raised="KeyError")])
+    assert hidden.message == "f(1) (a hidden test): wrong. Hint: raise ValueError."

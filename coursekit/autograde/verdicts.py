@@ -86,6 +86,10 @@ def judge(expected: list[dict], observed: list[Any], stopped: str | None = None)
             continue
         ok, why = compare(want["kind"], value, decode(want["value"]), float(want.get("atol", 1e-5)),
                            float(want.get("rtol", 1e-5)))
+        if not ok and want["kind"] == "raises" and _IDENT.match(str(want.get("expects", ""))):
+            # the exception's name is the instructor's; what was raised instead is the student's own
+            raised = str(got.get("raised", ""))
+            why = f"did not raise {want['expects']}" + (f" (it raised {raised})" if _IDENT.match(raised) else "")
         if not ok:
             failures.append(f"{where}: wrong.{hint}" if hidden else f"{where} {why}.{hint}")
     if len(observed) > len(expected) and not failures:
