@@ -95,9 +95,17 @@ ATTACKS = {
                        "def _true(condition, message):\n"
                        "    _obs('true', lambda: True, message, '')\n"
                        "_g.check_close, _g.check_equal, _g.check_shape, _g.check_true = _close, _equal, _shape, _true",
-    # no test cell ever shows an error: IPython's traceback display is switched off
-    "hide-errors": "get_ipython().showtraceback = lambda *a, **k: None\n"
-                   "get_ipython().showsyntaxerror = lambda *a, **k: None",
+    # no test cell ever shows an error: IPython's traceback display is switched off and the kernel
+    # reports every cell as a success (nbgrader writes the reply's error into the cell otherwise)
+    "hide-errors": "_sh = get_ipython()\n"
+                   "_sh.showtraceback = lambda *a, **k: None\n"
+                   "_sh.showsyntaxerror = lambda *a, **k: None\n"
+                   "_run = _sh.run_cell_async\n"
+                   "async def _quiet(*a, **k):\n"
+                   "    res = await _run(*a, **k)\n"
+                   "    res.error_in_exec = res.error_before_exec = None\n"
+                   "    return res\n"
+                   "_sh.run_cell_async = _quiet",
     # a pass message and a copy of every observation printed into each test cell
     "forge-output": "from IPython.display import publish_display_data\n"
                     "from coursekit.grading import OBSERVATION_MIME\n"
@@ -147,6 +155,11 @@ SPOOFS = {
 }
 NOT_EFFECTIVE_ALONE = {"builtins-module", "builtins-rebind",  # tried, but they cannot reach these tests
                        "extra-observations", "forge-output"}  # aimed at the grader's verdicts only
+
+
+# an isinstance that always says yes breaks the kernel's own messaging: its cells never reply, the
+# cell limit stops the notebook, and its test cells say so instead of holding a verdict
+WEDGES_ITS_KERNEL = {"builtins-module"}
 
 
 # attacks that leave their own test cells working: they score exactly the honest answers' points
@@ -230,6 +243,12 @@ def _structural(course: Path) -> dict[str, object]:
     return out
 
 
+def _short_cell_limit(course: Path) -> None:
+    """Lesson 01's cells take seconds: a kernel that stops answering waits out 45 s, not 120."""
+    config = course / "nbgrader_config.py"
+    config.write_text(config.read_text() + "\nc.Execute.timeout = 45\n")
+
+
 def _grade(course: Path) -> dict[str, dict]:
     proc = coursekit("--root", str(course), "grade", LESSON, "--framework", "torch", "--json", "--jobs", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -251,6 +270,7 @@ def _add_attacks(course: Path, names) -> None:
 def test_tampering_earns_nothing_and_costs_nobody_anything(tmp_path):
     """All adversarial submissions, graded in one run beside a good and an honest one."""
     course = copy_course(tmp_path / "course")
+    _short_cell_limit(course)
     solved = solution_sources(course / "solutions" / LESSON / NAME)
     _write(course, "good", _submission(course, solved))
     _write(course, "honest", _submission(course, _honest(course)))
@@ -287,7 +307,10 @@ def test_tampering_earns_nothing_and_costs_nobody_anything(tmp_path):
         for c in nb.cells:
             if c.metadata.get("nbgrader", {}).get("grade"):
                 text = json.dumps(c.get("outputs", []))
-                assert "decided by the grader" in text or "CheckFailed" in text, f"{student}: {text[:300]}"
+                if student in WEDGES_ITS_KERNEL:  # the kernel stops answering: the student's own loss
+                    assert "LimitReached" in text, f"{student}: {text[:300]}"
+                else:
+                    assert "decided by the grader" in text or "CheckFailed" in text, f"{student}: {text[:300]}"
                 assert not (c.outputs and c.outputs[0].get("output_type") == "stream"
                             and "All checks passed (decided by the grader)." in c.outputs[0].get("text", "")), student
 
@@ -310,6 +333,7 @@ def test_attacks_work_when_the_kernel_decides(tmp_path):
     before verdicts moved out of the kernel), each earns points it should not; the look-alike
     values are refused by the kernel's checks even then."""
     course = copy_course(tmp_path / "course")
+    _short_cell_limit(course)
     (course / "nbgrader_config.py").write_text(
         (course / "nbgrader_config.py").read_text() + "\nc.BoundedExecute.host_verdicts = False\n")
     _write(course, "honest", _submission(course, _honest(course)))

@@ -125,7 +125,7 @@ class BoundedExecute(Execute):
         self._expected = self._instructor_record(resources) if judging else None
         self._blocked = self._audit(nb, resources) if self.audit else {}
         saved = os.environ.get(VERDICTS_ENV_VAR)
-        if not self.host_verdicts:  # the kernel's checks decide (they read this variable)
+        if not self.host_verdicts and not self.record:  # the kernel's checks decide (they read this variable)
             os.environ[VERDICTS_ENV_VAR] = "kernel"
         try:
             return super().preprocess(nb, resources, km)
