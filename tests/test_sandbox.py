@@ -217,13 +217,14 @@ def _grade(base: Path, sandbox: bool, only: tuple[str, ...] = ()) -> dict:
     planted.unlink(missing_ok=True)
     after = _tree_digest(watched)
     rows = {r["student"]: r for r in json.loads(proc.stdout)} if proc.stdout.strip().startswith("[") else {}
-    outputs = {}
+    outputs, notes = {}, {}  # notes: (first cell, notebook's coursekit metadata), read before any regrade
     for student in subs:
         nb_path = course / "autograded" / student / LESSON / NAME
         if nb_path.is_file():
             nb = nbformat.read(nb_path, as_version=4)
             outputs[student] = json.dumps([c.get("outputs", []) for c in nb.cells])
-    return {"proc": proc, "rows": rows, "outputs": outputs, "connections": listener.accepted,
+            notes[student] = (nb.cells[0].source if nb.cells else "", nb.metadata.get("coursekit", {}))
+    return {"proc": proc, "rows": rows, "outputs": outputs, "notes": notes, "connections": listener.accepted,
             "orphans": len(probes), "tmp_planted": tmp_planted, "changed": sorted(k for k in before if before[k] != after.get(k)),
             "course": course, "points": graded_cells(release), "env": env}
 
@@ -353,9 +354,13 @@ def test_grading_stops_with_one_line_when_the_sandbox_cannot_start(tmp_path):
 
 
 def test_unsandboxed_grading_says_so_in_the_table_and_the_notebook(runs):
-    off = runs["off"]
+    on, off = runs["on"], runs["off"]
     assert all(r.get("sandbox") is False for r in off["rows"].values())
     assert "WITHOUT the OS sandbox" in off["proc"].stderr
-    # the note cell BoundedExecute adds does not survive into the autograded notebook yet (issue 14 note)
+    # and in the graded notebook itself, so the student's feedback says it too
+    for run, stated in ((off, True), (on, False)):
+        first, meta = run["notes"]["z-untouched"]
+        assert ("Graded without the OS sandbox" in first) is stated, first[:200]
+        assert meta.get("sandbox", True) is not stated
 
 
