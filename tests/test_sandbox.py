@@ -364,3 +364,25 @@ def test_unsandboxed_grading_says_so_in_the_table_and_the_notebook(runs):
         assert meta.get("sandbox", True) is not stated
 
 
+
+
+def test_a_python_install_under_tmp_stays_visible(tmp_path, monkeypatch):
+    """A course (or its venv) under /tmp: the sandbox's own /tmp must not cover it. bwrap mounts in
+    order, and a tmpfs mounted after the read-only view of the install hid it (the kernel died
+    before it started: every grading of a clean clone in /tmp failed)."""
+    import subprocess
+
+    from coursekit.autograde.sandbox import SandboxLimits, _bwrap, _namespaces, mount_args
+
+    prefix = tmp_path / "venv"
+    (prefix / "lib").mkdir(parents=True)
+    (prefix / "lib" / "marker.txt").write_text("visible\n")
+    assert str(prefix).startswith("/tmp/"), prefix  # pytest's tmp_path is where this bit
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    cmd = [_bwrap(), *_namespaces(os.geteuid() == 0), "--die-with-parent",
+           *mount_args(SandboxLimits(), str(runtime)), "/bin/sh", "-c",
+           f'cat "{prefix}/lib/marker.txt" && touch /tmp/scratch && ! touch "{prefix}/lib/x" 2>/dev/null']
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "visible\n", (proc.returncode, proc.stdout, proc.stderr)

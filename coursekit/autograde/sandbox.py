@@ -119,6 +119,25 @@ def _system_binds() -> list[str]:
     return args
 
 
+# Where the kernel may write: empty, size-capped file systems of its own.
+def _scratch_mounts(limits: SandboxLimits) -> list[str]:
+    return ["--proc", "/proc", "--dev", "/dev", "--ro-bind", "/sys", "/sys",
+            "--perms", "1777", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
+            "--perms", "1777", "--size", str(limits.disk_mb * 2**20), "--tmpfs", "/tmp",
+            "--perms", "0777", "--size", str(limits.disk_mb * 2**20), "--tmpfs", HOME]
+
+
+SCRATCH = ("/proc", "/dev", "/sys", "/dev/shm", "/tmp", HOME)
+
+
+def mount_args(limits: SandboxLimits, runtime: str) -> list[str]:
+    """Every mount of the sandbox, in bwrap's order: a later mount covers an earlier one, so the
+    scratch file systems come first and the read-only views go on top of them (a course or a venv
+    under /tmp stays visible: a tmpfs mounted after it hid the Python install and killed the kernel)."""
+    return [*_scratch_mounts(limits), *_system_binds(), *_python_binds(),
+            "--bind", runtime, runtime, *_gpu_binds()]
+
+
 def _coursekit_dir() -> str:
     import coursekit
 
@@ -136,7 +155,8 @@ def _python_binds() -> list[str]:
         dirs.add(sys.prefix)
     outer = sorted(d for d in dirs if not any(d != o and d.startswith(o + os.sep) for o in dirs))
     # bwrap makes the folders above a mount point itself, for root only: let the kernel's uid through
-    parents = sorted({str(p) for d in outer for p in Path(d).parents if str(p) != "/"})
+    # (not the scratch mounts themselves: they exist already, with their own permissions)
+    parents = sorted({str(p) for d in outer for p in Path(d).parents if str(p) not in ("/", *SCRATCH)})
     args: list[str] = []
     for p in parents:
         args += ["--perms", "0755", "--dir", p]
@@ -335,13 +355,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
         env = self._launch_args.get("env") or os.environ
         bwrap = [_bwrap() or "bwrap", *_namespaces(self._uid is not None), "--die-with-parent", "--clearenv",
-                 *_system_binds(), *_python_binds(),
-                 "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/sys", "/sys",
-                 "--perms", "1777", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
-                 "--perms", "1777", "--size", str(limits.disk_mb * 2**20), "--tmpfs", "/tmp",
-                 "--perms", "0777", "--size", str(limits.disk_mb * 2**20), "--tmpfs", HOME,
-                 "--bind", self._runtime, self._runtime,
-                 *_gpu_binds(), "--chdir", HOME,
+                 *mount_args(limits, self._runtime), "--chdir", HOME,
                  "--setenv", "HOME", HOME, "--setenv", "USER", "student", "--setenv", "TMPDIR", "/tmp",
                  "--setenv", "PATH", f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
                  "--setenv", "MPLCONFIGDIR", f"{HOME}/.config/matplotlib",
