@@ -286,12 +286,14 @@ def cmd_grade(args) -> int:
     if todo:
         api_import.join()  # nbgrader's modules import each other: never two threads at once
         _instructor_runs(course, lesson, framework, args.json, args.jobs if len(todo) > 1 else 1)
-    watch.join()
+    # the graders' nbgrader processes start and register the lesson while the snapshot is read;
+    # no student's kernel starts before it is complete (ready=watch.join)
     with progress_bar(len(todo), enabled=not args.json) as bar:
         if args.jobs == 1 or len(todo) <= 1:
-            outcomes = grade_serial(course, lesson, todo, framework, bar)
+            outcomes = grade_serial(course, lesson, todo, framework, bar, ready=watch.join)
         else:
-            outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar)
+            outcomes = grade_parallel(course, lesson, todo, framework, args.jobs, bar, ready=watch.join)
+    watch.join()
     tripped = changed_since(before, snapshot(course.root, _package_dir()))
     record_digests(course, lesson, digests)  # the lesson as registered by this run
     failed = [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]

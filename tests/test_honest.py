@@ -29,6 +29,35 @@ def test_the_corpus_is_broad():
     assert len(answers) >= 60 and len(exercises) >= 20, (len(answers), len(exercises))
 
 
+# The styles an outside tester found blocked by the old deny-list audit (issue 14): the corpus uses
+# each in at least two answers, so no rule can be tuned to let exactly one example through.
+IDIOMS = {
+    "warnings filter": r"warnings\.filterwarnings",
+    "%timeit": r"^%timeit",
+    "%matplotlib inline": r"^%matplotlib inline",
+    "help with ?": r"^[\w.]+\?$",
+    "getattr with an f-string": r"getattr\([\w.]+, f[\"']",
+    "setattr with an f-string": r"setattr\(self, f[\"']",
+    "forward(self, input)": r"def forward\(self, input\)",
+    "__class__.__name__": r"__class__\.__name__",
+    "a docstring naming a dunder": r"\.__init__'s",
+    "import os": r"^import os$",
+    "a star import": r"^from [\w.]+ import \*$",
+    "a class as a default argument": r"=nn\.Conv2d\)",
+    "a helper with __iter__": r"def __iter__",
+}
+
+
+@pytest.mark.parametrize("idiom", sorted(IDIOMS))
+def test_the_corpus_uses_each_blocked_idiom_twice(idiom):
+    import re
+
+    codes = [code for by_nb in CORPUS.values() for by_id in by_nb.values() for codes in by_id.values()
+             for code in codes]
+    uses = sum(bool(re.search(IDIOMS[idiom], code, re.M)) for code in codes)
+    assert uses >= 2, f"the honest corpus uses {idiom!r} in {uses} answer(s); add another answer in that style"
+
+
 @pytest.mark.parametrize("lesson", sorted(CORPUS))
 def test_honest_answers_score_full_marks(lesson, tmp_path):
     course = copy_course(tmp_path / "course")

@@ -52,13 +52,31 @@ def snapshot(course_root: Path, package: Path) -> dict[str, str]:
                 except OSError as err:
                     out[str(f)] = f"unreadable: {err.strerror}"
     for prefix in sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}):
-        for f in _files(Path(prefix)):
-            try:
-                st = os.lstat(f)
-            except OSError:
-                continue
-            out.setdefault(str(f), f"{st.st_size}:{st.st_mtime_ns}")
+        for path, fingerprint in _stats(prefix):
+            out.setdefault(path, fingerprint)
     return out
+
+
+def _stats(top: str):
+    """(path, "size:mtime") of every file under `top`, links not followed. Plain strings and
+    scandir: the environment holds ~100k files, and Path objects made this walk twice as slow."""
+    stack = [top]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        stack.append(entry.path)
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                yield entry.path, f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:

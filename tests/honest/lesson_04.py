@@ -39,8 +39,9 @@ HONEST = {
 ''',
         ],
         "ex2-answer": [
-            '''def se_forward(x, w1, b1, w2, b2):
-    z = x.mean((2, 3))
+            # the squeeze picked by name with getattr and an f-string
+            '''def se_forward(x, w1, b1, w2, b2, pool="avg"):
+    z = getattr(F, f"adaptive_{pool}_pool2d")(x, 1).flatten(1)
     s = torch.sigmoid(F.linear(F.relu(F.linear(z, w1, b1)), w2, b2))
     return x * s.unsqueeze(-1).unsqueeze(-1)
 ''',
@@ -54,8 +55,10 @@ HONEST = {
 ''',
         ],
         "ex3-answer": [
-            # Stable softmax by hand.
-            '''def branch_attention(scores):
+            # Stable softmax by hand, after looking up F.softmax's help.
+            '''F.softmax?
+
+def branch_attention(scores):
     e = torch.exp(scores - scores.max(dim=1, keepdim=True).values)
     return e / e.sum(dim=1, keepdim=True)
 ''',
@@ -65,13 +68,13 @@ HONEST = {
 ''',
         ],
         "ex4-answer": [
-            # Its own module (no subclass); the gate registered before the convs.
+            # Its own module (no subclass), the conv class a default argument; the gate registered first.
             '''def make_fixed_fusion(channels):
     class Fixed(nn.Module):
-        def __init__(self):
+        def __init__(self, conv=nn.Conv2d):
             super().__init__()
             self.gate = nn.Parameter(torch.zeros(1))
-            self.projections = nn.ModuleList([nn.Conv2d(channels, channels, kernel_size=1) for _ in range(2)])
+            self.projections = nn.ModuleList([conv(channels, channels, kernel_size=1) for _ in range(2)])
 
         def forward(self, maps):
             g = torch.sigmoid(self.gate)
