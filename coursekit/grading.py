@@ -255,11 +255,19 @@ def _observe(kind: str, value: Callable[[], Any], what: str, hint: str, **fields
 
 
 def _cell_line() -> int:
-    """The line of the test cell that made the check (the first frame outside this module)."""
+    """The line of the test cell that made the check: the line of the cell's own top-level code
+    (its innermost ``<module>`` frame) that is running. A check inside a helper function, defined
+    in the visible part of a cell and called from its hidden block, is on the hidden block's line,
+    so the grader treats it as hidden; without a ``<module>`` frame, the first frame outside this
+    module."""
     frame = sys._getframe(1)
     here = frame.f_code.co_filename
     while frame is not None and frame.f_code.co_filename == here:
         frame = frame.f_back
+    first = frame
+    while frame is not None and frame.f_code.co_name != "<module>":
+        frame = frame.f_back
+    frame = frame or first
     return frame.f_lineno if frame is not None else 0
 
 

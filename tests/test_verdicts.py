@@ -99,3 +99,28 @@ def test_a_missing_raise_names_the_instructors_exception_and_what_was_raised_ins
     assert forged.message == "f(1) did not raise ValueError. Hint: raise ValueError."
     hidden = judge([{**rec[0], "hidden": True}], [obs("raises", False, raised="KeyError")])
     assert hidden.message == "f(1) (a hidden test): wrong. Hint: raise ValueError."
+
+
+def test_a_check_in_a_helper_called_from_the_hidden_block_is_hidden(monkeypatch):
+    """The line a check reports is the test cell's top-level line that runs it, so a helper written
+    above the hidden block and called from it makes hidden checks (their values never shown)."""
+    import IPython.display
+
+    from coursekit import grading
+    from coursekit.grading import OBSERVATION_MIME
+
+    seen = []
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.delenv(grading.VERDICTS_ENV_VAR, raising=False)
+    monkeypatch.setattr(IPython.display, "publish_display_data", lambda data: seen.append(data[OBSERVATION_MIME]))
+    cell = ("def helper(x):\n"
+            "    grading.expect(x, 'twice')\n"
+            "    return x\n"
+            "helper(1)\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "helper(2)\n"
+            "grading.expect(3, 'direct')\n"
+            "### END HIDDEN TESTS\n")
+    exec(compile(cell, "<ipython-cell-1>", "exec"), {"grading": grading})
+    assert [o["line"] for o in seen] == [4, 6, 7]
+    assert [o["line"] in hidden_lines(cell) for o in seen] == [False, True, True]
