@@ -7,13 +7,11 @@ The course copy tightens the limits (10 s per cell, 3 GiB of memory) so the suit
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 
 import nbformat
 import pytest
-from conftest import copy_course
+from conftest import copy_course, once_per_run
 from nbtools import answer_ids, grade_cell_for, graded_cells, make_submission, solution_sources
 from test_pipeline import LESSONS, coursekit
 
@@ -36,19 +34,8 @@ MEMORY_BOMB = "blocks = []\nwhile True:\n    blocks.append(bytearray(200 * 2**20
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Graded once per test session: under xdist the workers share one run (a module fixture is
-    otherwise rebuilt on every worker that steals one of these tests: minutes each)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return _grade_all(tmp_path_factory.mktemp("bounds"))
-    shared = tmp_path_factory.getbasetemp().parent / "bounds-shared"  # one per session, seen by all workers
-    with open(str(shared) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = shared / "result.json"
-        if not result.exists():
-            course, rows, points, ids = _grade_all(shared)
-            result.write_text(json.dumps({"rows": rows, "points": points, "ids": ids}))
-    data = json.loads(result.read_text())
-    return shared / "course", data["rows"], data["points"], data["ids"]
+    """Graded once per test run, shared by the xdist workers (conftest.once_per_run)."""
+    return once_per_run(tmp_path_factory, "bounds", _grade_all)
 
 
 def _grade_all(base):

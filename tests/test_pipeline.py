@@ -1,11 +1,14 @@
 """The nbgrader pipeline end to end: lessons/ in sync, no solutions leaked, and autograde scores.
 
-For every lesson and framework, `coursekit grade` (which drives `nbgrader autograde`) must give
-the solution full marks, the untouched student notebook 0, and a submission with one planted
-wrong answer exactly the full marks minus that exercise's points (wrong answers are planted in
-alternate exercises of two submissions, so each one's neighbours are checked unharmed). The solved notebook, as autograde
-executed it, must also run cleanly (no error, nothing on stderr, the device line, a figure); that
-replaces a separate execution of every instructor notebook.
+For every lesson and framework, one `coursekit grade` run (which drives `nbgrader autograde`) must
+give the solution full marks, the untouched student notebook 0, a planted wrong answer exactly the
+full marks minus its exercise's points, and every honest correct answer of the corpus (tests/honest/)
+full marks. Wrong answers are planted in alternate exercises of two submissions whose other
+exercises hold the corpus' first honest answers, so each wrong answer's neighbours are checked
+unharmed and every first honest answer is graded once without a notebook execution of its own; the
+corpus' further answers fill one submission per style. The solved notebook, as autograde executed
+it, must also run cleanly (no error, nothing on stderr, the device line, a figure); that replaces a
+separate execution of every instructor notebook.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import sys
 import nbformat
 import pytest
 from conftest import ROOT, copy_course, publish
+from honest import corpus
 from nbtools import answer_ids, make_submission, solution_sources, graded_cells, grade_cell_for
 from planted import WRONG
 
 LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 FRAMEWORKS = {"torch": "pytorch", "keras": "keras"}
+HONEST = corpus()
 CASES = [(lesson, fw) for lesson in LESSONS for fw in FRAMEWORKS if (ROOT / "solutions" / lesson / f"{FRAMEWORKS[fw]}.ipynb").exists()]
 
 
@@ -87,19 +92,23 @@ def _autograde_case(lesson, framework, tmp_path, run_shared):
     release = course / "lessons" / lesson / name
     solved = solution_sources(course / "solutions" / lesson / name)
     planted = WRONG[lesson][FRAMEWORKS[framework]]
+    honest = HONEST[lesson][FRAMEWORKS[framework]]
     assert set(planted) == set(answer_ids(release)), "plant one wrong answer for every exercise"
+    assert set(honest) == set(answer_ids(release)), "give every exercise at least one honest answer (tests/honest/)"
     points = graded_cells(release)
 
-    # Planted wrong answers go in two submissions, alternate exercises in each (1, 3, 5 | 2, 4):
-    # every wrong answer must zero its own test cell and leave the neighbours it could break (the
-    # exercises right before and after it, correct in that submission) at full marks. Half the
-    # autograde runs of one submission per exercise, with the same coverage of adjacent exercises.
+    # Planted wrong answers go in two submissions, alternate exercises in each (1, 3, 5 | 2, 4), and
+    # the other exercises of each hold their first honest answer: every wrong answer must zero its own
+    # test cell and leave the neighbours it could break (the exercises right before and after it,
+    # honestly answered in that submission) at full marks, and every first honest answer is graded once.
     order = answer_ids(release)
     groups = {"wrong-odd": order[0::2], "wrong-even": order[1::2]}
+    first = {gid: codes[0] for gid, codes in honest.items()}
     submissions = {"solution": solved, "untouched": {}}
     for student, gids in groups.items():
-        if gids:
-            submissions[student] = {**solved, **{gid: planted[gid] for gid in gids}}
+        submissions[student] = {**solved, **first, **{gid: planted[gid] for gid in gids}}
+    for k in range(1, max(len(codes) for codes in honest.values())):  # the further honest answers
+        submissions[f"honest-{k}"] = {**solved, **{gid: codes[k] for gid, codes in honest.items() if len(codes) > k}}
     for student, answers in submissions.items():
         make_submission(release, answers, course / "submitted" / student / lesson / name)
 
@@ -114,14 +123,20 @@ def _autograde_case(lesson, framework, tmp_path, run_shared):
         assert row["max_score"] == pytest.approx(full)
         grades = {gid: tuple(v) for gid, v in row["grades"].items() if gid in points}
         assert set(grades) == set(points), f"{student}: graded cells {sorted(grades)}"
-        if student == "solution":
-            expected = dict(points)
-        elif student == "untouched":
+        if student == "untouched":
             expected = {gid: 0.0 for gid in points}
-        else:
+        elif student in groups:
             lost = {grade_cell_for(gid) for gid in groups[student]}
             expected = {gid: (0.0 if gid in lost else p) for gid, p in points.items()}
+        else:
+            expected = dict(points)
         got = {gid: score for gid, (score, _) in grades.items()}
+        if got != expected and student != "solution":
+            honest_cells = {grade_cell_for(gid) for gid in submissions[student] if submissions[student][gid] != solved[gid]}
+            short = sorted(g for g in expected if got[g] < expected[g] and g in honest_cells
+                           and g not in {grade_cell_for(x) for x in groups.get(student, ())})
+            assert not short, (f"{lesson}/{framework} {student}: honest answers lost points in {short} "
+                               f"(tests/honest/): scores {got}, expected {expected}")
         assert got == expected, f"{lesson}/{framework} {student}: scores {got}, expected {expected}"
     solved_run = course / "autograded" / "solution" / lesson / name
     check_runs_cleanly(solved_run)

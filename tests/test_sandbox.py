@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from conftest import copy_course
+from conftest import copy_course, once_per_run
 from nbtools import answer_ids, graded_cells, make_submission, solution_sources
 from test_pipeline import LESSONS
 
@@ -229,13 +229,18 @@ def _grade(base: Path, sandbox: bool, only: tuple[str, ...] = ()) -> dict:
             "course": course, "points": graded_cells(release), "env": env}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("sandbox")
+def _grade_three(base: Path) -> dict:
     return {"on": _grade(base / "on", sandbox=True), "off": _grade(base / "off", sandbox=False),
             # the handed-in package must come before the installed coursekit on the kernel's sys.path,
             # as it does for a plain install: no PYTHONPATH copy here (the attack only reads)
             "off-plain": _grade(base / "off-plain", sandbox=False, only=("a-hijack", "z-untouched"))}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The three gradings, once per test run and shared by the xdist workers (conftest.once_per_run):
+    the tests read them; the two that regrade use different courses ("on", "off")."""
+    return once_per_run(tmp_path_factory, "sandbox", _grade_three)
 
 
 def score(run, student) -> float | None:

@@ -3,8 +3,8 @@
 Each `lesson_NN.py` has `LESSON` and `HONEST = {"pytorch": {answer_id: [code, ...]}, "keras": {...}}`:
 several correct answers per exercise, written differently from the solution (loops, lists for
 tuples, helper classes, IPython magics, warnings filters, `getattr`/`setattr` with f-strings,
-`def forward(self, input)`, a global random draw before returning, ...). tests/test_honest.py grades
-them: every one must score full marks.
+`def forward(self, input)`, a global random draw before returning, ...). Each lesson's autograde
+run in tests/test_pipeline.py grades them: every one must score full marks.
 """
 
 import importlib
