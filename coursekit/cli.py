@@ -15,6 +15,7 @@ Every expected failure prints one line starting with 'coursekit: error:' and exi
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
 import importlib.metadata as md
 import json
@@ -296,6 +297,7 @@ def cmd_grade(args) -> int:
     watch.join()
     tripped = changed_since(before, snapshot(course.root, _package_dir()))
     record_digests(course, lesson, digests)  # the lesson as registered by this run
+    _record_check_results(course, lesson, [o.student for o in outcomes if o.ok], notebooks)
     failed = [f"{o.student}: {o.reason}" for o in outcomes if not o.ok]
     rows = score_table(course, lesson, students)
     if unprotected:
@@ -335,6 +337,20 @@ def cmd_grade(args) -> int:
               "(git status, pip install), then grade again with --force", file=sys.stderr)
         return 3
     return 1 if failed or refused else 0
+
+
+def _record_check_results(course: Course, lesson: str, students: list[str], notebooks: list[str]) -> None:
+    """What each notebook graded in this run failed on, kept for `coursekit report`
+    (coursekit.autograde.results: the grader wrote it into the graded notebook)."""
+    from .autograde.results import record_results, results_of_notebook
+
+    graded = {}
+    for student in students:
+        for name in notebooks:
+            path = course.root / "autograded" / student / lesson / f"{name}.ipynb"
+            if path.is_file():
+                graded[(student, name)] = results_of_notebook(path, student, name)
+    record_results(course, lesson, graded)
 
 
 def _package_dir():
@@ -402,16 +418,71 @@ def cmd_export(args) -> int:
     if not course.has_gradebook():
         raise CourseError(f"no gradebook at {course.db_url}: grade a lesson first")
     lessons = [course.lesson(name) for name in args.lesson or []]
-    to = os.path.abspath(args.to)
+    fmt = args.format
+    if fmt == "csv" and (args.roster or args.percent):
+        raise CourseError("--roster and --percent go with --format canvas or moodle; the csv format lists "
+                          "points per exercise. Example: coursekit export --format canvas --roster roster.csv")
+    if fmt != "csv" and not args.roster:
+        raise CourseError(f"--format {fmt} needs --roster FILE: a CSV mapping student_id (the folder names under "
+                          "submitted/) to the LMS's ids; see `coursekit export --help`")
+    to = os.path.abspath(args.to or ("grades.csv" if fmt == "csv" else f"{fmt}-grades.csv"))
     if os.path.isdir(to):
         raise CourseError(f"--to must be a file path; {to} is a directory")
+    if fmt != "csv":
+        from . import lms
+
+        try:  # the roster first: a mistake in it is found before the gradebook is read
+            roster = lms.read_roster(args.roster, fmt)
+        except lms.RosterError as exc:
+            raise CourseError(str(exc)) from None
     extra = [f"--ExportPlugin.assignment={name}" for name in lessons]
-    proc = nbgrader(course, "export", "--exporter=coursekit.export.ExerciseCsvExport", f"--to={to}", *extra)
-    if proc.returncode != 0 or not os.path.isfile(to):
+    per_exercise = to if fmt == "csv" else to + ".exercises.part"
+    proc = nbgrader(course, "export", "--exporter=coursekit.export.ExerciseCsvExport", f"--to={per_exercise}", *extra)
+    if proc.returncode != 0 or not os.path.isfile(per_exercise):
         raise CourseError(f"export failed: {_nbgrader_error(proc)}")
-    with open(to) as fh:
-        n = sum(1 for _ in fh) - 1
-    print(f"wrote {n} exercise scores to {to}")
+    if fmt == "csv":
+        with open(to) as fh:
+            n = sum(1 for _ in fh) - 1
+        print(f"wrote {n} exercise scores to {to}")
+        return 0
+
+    try:
+        with open(per_exercise, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    finally:
+        os.unlink(per_exercise)
+    columns = lessons or sorted({r["assignment"] for r in rows})
+    from .autograde.results import handed_in, read_results
+
+    graded = {(s, lesson, nb) for lesson in columns for s, nb in handed_in(read_results(course, lesson))}
+    scores = lms.lesson_scores(rows, graded)
+    try:
+        n = lms.write_lms_csv(to, fmt, roster, scores, columns, percent=args.percent)
+    except lms.RosterError as exc:
+        raise CourseError(str(exc)) from None
+    both = sorted(f"{s}/{lesson}" for s, by in scores.items() for lesson, got in by.items() if got.ignored)
+    print(f"wrote {n} students x {len(columns)} lessons ({'percent' if args.percent else 'points'}) for {fmt} to {to}")
+    if both:
+        print(f"handed in both notebooks, the better one counts: {', '.join(both)}")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .report import build_report
+
+    course = _course(args)
+    if not course.has_gradebook():
+        raise CourseError(f"no gradebook at {course.db_url}: grade a lesson first")
+    lesson = course.lesson(args.lesson)
+    dest = Path(os.path.abspath(args.to)) if args.to else course.root / "reports" / lesson
+    if dest.exists() and not dest.is_dir():
+        raise CourseError(f"--to must be a folder; {dest} is a file")
+    _, files = build_report(course, lesson, dest)
+    for path in files:
+        print(os.path.relpath(path))
     return 0
 
 
@@ -494,10 +565,31 @@ def make_parser() -> argparse.ArgumentParser:
     f.add_argument("--student", action="append", help="only this student (repeatable)")
     f.set_defaults(func=cmd_feedback)
 
-    e = sub.add_parser("export", help="CSV of scores per student, notebook and exercise")
+    e = sub.add_parser("export", help="CSV of scores per student, notebook and exercise; or an LMS import file",
+                       description="--format csv (default): one row per student, notebook and exercise. "
+                       "--format canvas|moodle: the CSV that Canvas or Moodle imports, one row per student of "
+                       "--roster and one column per lesson; when a student handed in both notebooks of a lesson, "
+                       "the one with the higher share of its points counts; nothing graded: an empty cell. "
+                       "The roster is a CSV with student_id (the folder names under submitted/) and, for Canvas, "
+                       "name, canvas_id, sis_user_id, sis_login_id, section (one id at least); for Moodle, one of "
+                       "email, username, idnumber.")
     e.add_argument("--lesson", action="append", help="only this lesson (repeatable; default: all graded)")
-    e.add_argument("--to", default="grades.csv", help="CSV file to write (default: grades.csv)")
+    e.add_argument("--format", choices=("csv", "canvas", "moodle"), default="csv",
+                   help="csv (per exercise, default), canvas or moodle (per lesson, needs --roster)")
+    e.add_argument("--roster", help="CSV mapping student_id to the LMS's user ids (canvas, moodle)")
+    e.add_argument("--percent", action="store_true", help="percent of each lesson's points instead of points")
+    e.add_argument("--to", help="file to write (default: grades.csv, canvas-grades.csv or moodle-grades.csv)")
     e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("report", help="item statistics of a graded lesson: HTML pages and a CSV (reports/LESSON/)",
+                       description="Per exercise of each notebook: students, mean, share of full marks, item "
+                       "discrimination (corrected item-total correlation) and the most frequent failing checks; "
+                       "per notebook the score distribution and the limits hit; the gradebook's students who "
+                       "handed in nothing, and who handed in both notebooks (the better one counts). Written to "
+                       "reports/LESSON/ (git-ignored: it names students), never into the course site.")
+    r.add_argument("lesson")
+    r.add_argument("--to", help="folder to write (default: reports/LESSON/ in the course)")
+    r.set_defaults(func=cmd_report)
 
     s = sub.add_parser("site", help="static course site (Sphinx + MyST-NB) with outputs of an executed run")
     s.add_argument("--out", default=None, help="output folder (default: _build/site); the site is OUT/html/")

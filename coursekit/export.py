@@ -33,6 +33,7 @@ class ExerciseCsvExport(ExportPlugin):
         for assignment in gradebook.assignments:
             if only_assignments and assignment.name not in only_assignments:
                 continue
+            graded = _graded(gradebook, assignment.name)
             for student in gradebook.students:
                 if only_students and student.id not in only_students:
                     continue
@@ -41,6 +42,8 @@ class ExerciseCsvExport(ExportPlugin):
                 except MissingEntry:
                     continue  # nothing handed in: no row rather than a fake zero per exercise
                 for nb in sorted(sub.notebooks, key=lambda n: n.name):
+                    if student.id in {s for s, _ in graded} and (student.id, nb.name) not in graded:
+                        continue  # a notebook not handed in: nbgrader's 0, not a grade
                     for grade in sorted(nb.grades, key=lambda g: g.name):
                         if not grade.max_score:
                             continue  # task cells and ungraded markers carry no points
@@ -55,6 +58,22 @@ class ExerciseCsvExport(ExportPlugin):
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _graded(gradebook: Gradebook, assignment: str) -> set[tuple[str, str]]:
+    """{(student, notebook)} the grader recorded as graded (coursekit.autograde.results; nbgrader
+    gives a notebook the student did not hand in a score of 0). Empty for grades made before it kept
+    that record: then every notebook of a submission is listed, as nbgrader has it."""
+    import sqlalchemy as sa
+
+    from .autograde.results import TABLE
+
+    bind = gradebook.db.get_bind()
+    if not sa.inspect(bind).has_table(TABLE):
+        return set()
+    rows = gradebook.db.execute(sa.text(f"SELECT student, notebook FROM {TABLE} WHERE assignment = :a AND kind = 'graded'"),
+                                {"a": assignment})
+    return {(student, notebook) for student, notebook in rows}
 
 
 def _num(value) -> str:

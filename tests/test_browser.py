@@ -2,7 +2,8 @@
 
 A student opens lesson 01, runs every cell and sees its figures; the ipywidgets explorer of a lesson
 renders and redraws when a slider moves; nbgrader's Validate button passes the solved notebook and
-fails the untouched one; and the instructor's formgrader lists the lessons and a graded submission.
+fails the untouched one; the instructor's formgrader lists the lessons and a graded submission; and
+the item statistics of `coursekit report` open from disk with their figure.
 
 Everything runs in a throwaway copy of the course with its own Jupyter settings, workspaces and
 runtime files; only screenshots (and the server's log) are written to artifacts/browser/ at the
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, copy_course
-from nbtools import make_submission, solution_sources
+from nbtools import graded_cells, make_submission, solution_sources
 from syspkg import ensure_debian
 
 pytestmark = pytest.mark.slow
@@ -415,3 +416,18 @@ def formgrader_lists_lessons_and_the_graded_submission(page, lab, grading, cours
     page.goto(url(lab, f"/formgrader/gradebook/{LESSON}/pytorch"))
     expect(page.locator("td.score").first).to_have_text(f"{score:g} / {max_score:g}", timeout=60_000)
     page.screenshot(path=str(artifacts / "07-formgrader-gradebook.png"), full_page=True)
+
+    # the instructor's item statistics (`coursekit report`), opened from disk as an instructor would
+    proc = subprocess.run([*_coursekit(), "--root", str(course), "report", LESSON], cwd=course, env=_quiet_env({}),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page.goto((course / "reports" / LESSON / "index.html").as_uri())
+    expect(page.locator("h1")).to_have_text(LESSON)
+    page.locator("a", has_text="pytorch").click()
+    expect(page.locator("h1")).to_have_text(f"{LESSON} / pytorch")
+    figure = page.locator("img[alt='score distribution']")
+    expect(figure).to_be_visible()
+    assert figure.evaluate("img => img.complete && img.naturalWidth > 0"), "the score distribution did not load"
+    exercises = len(graded_cells(course / "lessons" / LESSON / "pytorch.ipynb"))
+    expect(page.locator("table tr")).to_have_count(1 + exercises)
+    page.screenshot(path=str(artifacts / "08-report.png"), full_page=True)

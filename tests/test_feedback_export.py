@@ -2,7 +2,8 @@
 
 Feedback is nbgrader's generate_feedback with ClearHiddenTests: the student sees the visible tests
 and their own errors, never the hidden tests. Export is nbgrader's export with coursekit's plugin:
-one row per student, notebook and exercise, matching the gradebook.
+one row per student, notebook and exercise, matching the gradebook; or, with --format canvas|moodle
+and a roster, the file that LMS imports (coursekit.lms, unit-tested in tests/test_lms.py).
 """
 
 from __future__ import annotations
@@ -81,6 +82,65 @@ def test_export_writes_one_row_per_exercise_matching_the_gradebook(graded, tmp_p
 
 
 @pytest.mark.slow
+def test_lms_export_for_canvas_and_moodle_from_the_gradebook(graded, tmp_path):
+    """ann solved every exercise, bo handed in the untouched notebook, cy is on the roster but handed
+    in nothing: full points, 0 and an empty cell."""
+    course, _ = graded
+    points = sum(graded_cells(course / "lessons" / LESSON / NAME).values())
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id,name,canvas_id,email\nann,Ann Lee,101,ann@u\nbo,Bo Ray,102,bo@u\ncy,Cy Do,103,cy@u\n")
+    out = tmp_path / "canvas.csv"
+    proc = coursekit("--root", str(course), "export", "--format", "canvas", "--roster", str(roster), "--to", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"wrote 3 students x 1 lessons (points) for canvas to {out}" in proc.stdout
+    with open(out, newline="") as fh:
+        table = list(csv.reader(fh))
+    assert table == [["Student", "ID", "SIS User ID", "SIS Login ID", "Section", LESSON],
+                     ["Points Possible", "", "", "", "", f"{points:g}"],
+                     ["Ann Lee", "101", "", "", "", f"{points:g}"], ["Bo Ray", "102", "", "", "", "0"],
+                     ["Cy Do", "103", "", "", "", ""]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["canvas.csv", "roster.csv"]  # no scratch file left
+
+    out = tmp_path / "moodle.csv"
+    proc = coursekit("--root", str(course), "export", "--format", "moodle", "--roster", str(roster), "--percent",
+                     "--lesson", LESSON, "--to", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(out, newline="") as fh:
+        assert list(csv.reader(fh)) == [["Email address", LESSON], ["ann@u", "100"], ["bo@u", "0"], ["cy@u", ""]]
+
+    roster.write_text("student_id,email\nann,ann@u\n")  # bo is graded but not listed
+    proc = coursekit("--root", str(course), "export", "--format", "moodle", "--roster", str(roster), "--to", str(out))
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "missing from the roster: bo" in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_the_grader_records_failing_checks_and_the_report_reads_them(graded, tmp_path):
+    """bo's untouched notebook fails the first check of every exercise ("still raises
+    NotImplementedError"): the grader keeps each failing check's label, never a student's value, in
+    the gradebook's own table, and `coursekit report` counts them per exercise."""
+    from coursekit.autograde.results import read_results
+    from coursekit.notebooks import Course
+
+    course, _ = graded
+    points = graded_cells(course / "lessons" / LESSON / NAME)
+    kept = read_results(Course(course), LESSON)
+    assert {(r.student, r.notebook) for r in kept if r.kind == "graded"} == {("ann", "pytorch"), ("bo", "pytorch")}
+    results = [r for r in kept if r.kind != "graded"]
+    assert {r.student for r in results} == {"bo"}
+    assert sorted(r.cell for r in results) == sorted(points) and {r.kind for r in results} == {"check"}
+    proc = coursekit("--root", str(course), "report", LESSON, "--to", str(tmp_path / "rep"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / "rep" / "items.csv", newline="") as fh:
+        rows = {r["exercise"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == set(points)
+    for cell, r in rows.items():
+        assert r["students"] == "2" and float(r["full_marks_share"]) == 0.5 and r["discrimination"] == "n/a"
+        label = next(x.label for x in results if x.cell == cell)
+        assert r["top_failing_checks"] == f"{label} (1)"
+
+
+@pytest.mark.slow
 def test_feedback_and_export_refuse_bad_input_with_one_line(graded, tmp_path):
     course, _ = graded
     cases = [
@@ -88,6 +148,9 @@ def test_feedback_and_export_refuse_bad_input_with_one_line(graded, tmp_path):
         (("feedback", LESSON, "--student", "zed"), "zed"),
         (("export", "--to", str(tmp_path)), "is a directory"),
         (("export", "--lesson", "99-nope"), "99-nope"),
+        (("export", "--format", "canvas"), "needs --roster FILE"),
+        (("export", "--roster", str(tmp_path / "r.csv")), "--roster and --percent go with --format canvas or moodle"),
+        (("export", "--format", "moodle", "--roster", str(tmp_path / "none.csv")), "is not a file"),
     ]
     for args, needle in cases:
         proc = coursekit("--root", str(course), *args)

@@ -212,6 +212,14 @@ def test_parallel_grading_matches_serial_and_resumes(tmp_path):
     assert parallel.returncode == 0, parallel.stderr[-2000:]
     assert "locked" not in parallel.stderr.lower()
     assert json.loads(parallel.stdout) == json.loads(serial.stdout)
+    # what the grader keeps for `coursekit report` is the same either way (the recorder passes it on)
+    from coursekit.autograde.results import read_results
+    from coursekit.notebooks import Course
+
+    kept = {mode: sorted(read_results(Course(course), lesson), key=repr) for mode, course in courses.items()}
+    assert kept["parallel"] == kept["serial"]
+    assert {(r.student, r.kind) for r in kept["serial"]} == {("ann", "graded"), ("bo", "graded"), ("cy", "graded"),
+                                                            ("bo", "check"), ("cy", "check")}
     scores = {r["student"]: r["score"] for r in json.loads(parallel.stdout)}
     assert scores["ann"] == max(scores.values()) and scores["bo"] == 0 and 0 < scores["cy"] < scores["ann"]
 

@@ -124,3 +124,17 @@ def test_a_check_in_a_helper_called_from_the_hidden_block_is_hidden(monkeypatch)
     exec(compile(cell, "<ipython-cell-1>", "exec"), {"grading": grading})
     assert [o["line"] for o in seen] == [4, 6, 7]
     assert [o["line"] in hidden_lines(cell) for o in seen] == [False, True, True]
+
+
+def test_a_failing_verdict_names_its_checks_by_the_instructors_labels_only():
+    """What the grader keeps for the instructor's report (coursekit.autograde.results): each failing
+    check's label from the instructor's run, never the student's values or labels."""
+    rec = [record("equal", 3, what="count_params(net)"), record("equal", 5, hidden=True, what="g(x)"),
+           record("equal", 1, what="h()")]
+    got = judge(rec, [obs("equal", 4, what="STUDENT LABEL 4"), obs("equal", 6), obs("equal", 1)])
+    assert not got.passed and got.failed == ("count_params(net)", "g(x) (a hidden test)")
+    assert judge(rec, [obs("equal", 3), obs("equal", 5), obs("equal", 1)]).failed == ()
+    stopped = judge(rec, [obs("equal", 3)], stopped="ValueError")
+    assert stopped.failed == ("g(x) (a hidden test)",)
+    assert judge(rec, [obs("equal", 3), obs("equal", 5), obs("equal", 1), obs("equal", 9)]).failed == ("extra checks reported",)
+    assert judge([], []).failed == ("no check in the instructor's run",)

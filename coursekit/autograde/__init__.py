@@ -7,6 +7,7 @@
 - `intake`: submissions refused before nbgrader sees them (links, damaged or oversized notebooks).
 - `runner`: grading a class, serially or with parallel workers; feedback for a class.
 - `versions`: which version of a lesson the gradebook's scores were graded against.
+- `results`: what each graded notebook failed on (checks, limits), kept for `coursekit report`.
 - `feedback`: what feedback shows of test cells (the hint, never hidden tests).
 
 The kernel-side helpers that test cells call are `coursekit.grading`.

@@ -34,6 +34,7 @@ from traitlets import Bool, Float, Integer, Unicode, default
 
 from ..grading import OBSERVATION_MIME, VERDICTS_ENV_VAR
 from .sandbox import SandboxedKernelManager, SandboxLimits, SandboxUnavailable, sandbox_problem
+from .results import METADATA_KEY
 from .verdicts import hidden_lines, judge, stopped_by, verdict_outputs
 
 __all__ = ["BoundedExecute", "LimitReached", "UNSANDBOXED_NOTE"]
@@ -110,6 +111,11 @@ class BoundedExecute(Execute):
         return self.km
 
     def preprocess(self, nb, resources=None, km=None):
+        # what the grader records for the instructor's report (coursekit.autograde.results) is
+        # written here, by the host, and nowhere else: a submission's own copy of it is dropped
+        nb.metadata.pop(METADATA_KEY, None)
+        for cell in nb.cells:
+            cell.metadata.pop(METADATA_KEY, None)
         if not self.sandbox:
             _state_unsandboxed(nb)
         self._stopped: str | None = None
@@ -128,7 +134,11 @@ class BoundedExecute(Execute):
         if not self.host_verdicts and not self.record:  # the kernel's checks decide (they read this variable)
             os.environ[VERDICTS_ENV_VAR] = "kernel"
         try:
-            return super().preprocess(nb, resources, km)
+            nb, resources = super().preprocess(nb, resources, km)
+            limits = ([self._stopped] if self._stopped else []) + (["output"] if self._truncated else [])
+            if limits and not self.record:
+                nb.metadata[METADATA_KEY] = {"limits": limits}
+            return nb, resources
         finally:
             self._watch_stop.set()
             if saved is None:
@@ -161,8 +171,11 @@ class BoundedExecute(Execute):
         if expected is None:
             verdict_cell = [self._error(f"the instructor's run has no record of test cell {gid}; grade again "
                                         "so the record is made anew")]
+            failed: tuple[str, ...] = ("no record of this cell in the instructor's run",)
         else:
-            verdict_cell = verdict_outputs(judge(expected, observed, stopped_by(cell.outputs)))
+            verdict = judge(expected, observed, stopped_by(cell.outputs))
+            verdict_cell, failed = verdict_outputs(verdict), verdict.failed
+        cell.metadata[METADATA_KEY] = {"failed": list(failed)}
         if limit is not None:
             verdict_cell.append(self._error(limit))
         cell.outputs = verdict_cell

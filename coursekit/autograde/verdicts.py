@@ -35,6 +35,7 @@ class Verdict:
     checks: int
     message: str = ""  # the first failure, one line
     details: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()  # the failing checks' labels: the instructor's words, no student values
 
 
 def hidden_lines(source: str) -> set[int]:
@@ -58,8 +59,10 @@ def judge(expected: list[dict], observed: list[Any], stopped: str | None = None)
     `stopped`: the name of the exception that ended the student's cell early, if any."""
     if not expected:  # a record that asks nothing would pass anything: never trust it
         return Verdict(False, 0, "the instructor's run made no check in this test cell; the grader cannot judge it "
-                                 "(re-record: delete .coursekit/expected and grade again)")
+                                 "(re-record: delete .coursekit/expected and grade again)",
+                       failed=("no check in the instructor's run",))
     failures: list[str] = []
+    labels: list[str] = []  # the label of each failure, in step with `failures`
     for i, want in enumerate(expected):
         label = want.get("what") or f"check {i + 1}"
         hidden = bool(want.get("hidden"))
@@ -67,21 +70,25 @@ def judge(expected: list[dict], observed: list[Any], stopped: str | None = None)
         hint = f" Hint: {want['hint']}" if want.get("hint") else ""
         if i >= len(observed):
             why = f"the test cell stopped with {stopped} before this check" if stopped else "this check was not reached"
+            labels.append(where)
             failures.append(f"{where}: {why}.{hint}")
             break
         got = observed[i]
         if isinstance(got, dict) and got.get("kind") == "unattempted":
             name = str(got.get("what", ""))
             name = name if _IDENT.match(name) else "the function"
+            labels.append(where)
             failures.append(f"{where}: {name} still raises NotImplementedError: replace the "
                             "`raise NotImplementedError()` line with your code.")
             break
         if not isinstance(got, dict) or got.get("kind") != want["kind"]:
+            labels.append(where)
             failures.append(f"{where}: the checks did not run in the test's order (a check was skipped or added).")
             break
         try:
             value = decode(got.get("value"))
         except (DecodeError, ValueError, TypeError) as err:
+            labels.append(where)
             failures.append(f"{where}: the reported value is not plain data ({err}).")
             continue
         ok, why = compare(want["kind"], value, decode(want["value"]), float(want.get("atol", 1e-5)),
@@ -91,12 +98,14 @@ def judge(expected: list[dict], observed: list[Any], stopped: str | None = None)
             raised = str(got.get("raised", ""))
             why = f"did not raise {want['expects']}" + (f" (it raised {raised})" if _IDENT.match(raised) else "")
         if not ok:
+            labels.append(where)
             failures.append(f"{where}: wrong.{hint}" if hidden else f"{where} {why}.{hint}")
     if len(observed) > len(expected) and not failures:
         failures.append(f"the test cell reported {len(observed)} checks where the test makes {len(expected)}: "
                         "extra observations were sent from the notebook.")
+        labels.append("extra checks reported")
     if failures:
-        return Verdict(False, len(expected), failures[0], tuple(failures))
+        return Verdict(False, len(expected), failures[0], tuple(failures), tuple(labels))
     return Verdict(True, len(expected))
 
 
