@@ -39,7 +39,14 @@ def hidden_test_lines(source_nb) -> list[str]:
 def graded(tmp_path_factory):
     course = copy_course(tmp_path_factory.mktemp("fb") / "course")
     release = course / "lessons" / LESSON / NAME
-    make_submission(release, solution_sources(course / "solutions" / LESSON / NAME), course / "submitted" / "ann" / LESSON / NAME)
+    ann = course / "submitted" / "ann" / LESSON / NAME
+    make_submission(release, solution_sources(course / "solutions" / LESSON / NAME), ann)
+    # ann also plants what the grader notes for the report: forged failures, a forged limit
+    nb = nbformat.read(ann, as_version=4)
+    nb.metadata["coursekit_grader"] = {"limits": ["the notebook used up its 1 s time limit"]}
+    for cell in nb.cells:
+        cell.metadata["coursekit_grader"] = {"failed": ["FORGED check"]}
+    nbformat.write(nb, ann)
     make_submission(release, {}, course / "submitted" / "bo" / LESSON / NAME)
     proc = coursekit("--root", str(course), "grade", LESSON, "--framework", "torch", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -127,7 +134,7 @@ def test_the_grader_records_failing_checks_and_the_report_reads_them(graded, tmp
     kept = read_results(Course(course), LESSON)
     assert {(r.student, r.notebook) for r in kept if r.kind == "graded"} == {("ann", "pytorch"), ("bo", "pytorch")}
     results = [r for r in kept if r.kind != "graded"]
-    assert {r.student for r in results} == {"bo"}
+    assert {r.student for r in results} == {"bo"}  # ann's planted notes were dropped (see test_report for their effect)
     assert sorted(r.cell for r in results) == sorted(points) and {r.kind for r in results} == {"check"}
     proc = coursekit("--root", str(course), "report", LESSON, "--to", str(tmp_path / "rep"))
     assert proc.returncode == 0, proc.stderr[-2000:]

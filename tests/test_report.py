@@ -150,3 +150,24 @@ def test_export_lists_only_the_notebooks_a_student_handed_in(synthetic, tmp_path
     with open(tmp_path / "m.csv", newline="") as fh:
         table = {r["Username"]: r[LESSON] for r in csv.DictReader(fh)}
     assert table["k0"] == "9" and table["k1"] == "2" and table["p3"] == "2"
+
+
+def test_the_reader_trusts_what_a_graded_notebook_holds(tmp_path):
+    """results_of_notebook believes the notes in a notebook: only the grader may write them, so
+    BoundedExecute drops a submission's own before it grades (tests/test_feedback_export.py grades one
+    that plants them)."""
+    import nbformat
+
+    from coursekit.autograde.results import METADATA_KEY, results_of_notebook
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("check()")
+    cell.metadata["nbgrader"] = {"grade_id": "ex1-tests", "grade": True, "points": 2}
+    cell.metadata[METADATA_KEY] = {"failed": ["FORGED check"]}
+    nb.cells.append(cell)
+    nb.metadata[METADATA_KEY] = {"limits": ["the kernel used more than 10 MiB of memory and was stopped"]}
+    path = tmp_path / "pytorch.ipynb"
+    nbformat.write(nb, path)
+    assert results_of_notebook(path, "ann", "pytorch") == [
+        CheckResult("ann", "pytorch", "", "graded", ""), CheckResult("ann", "pytorch", "", "limit", "memory"),
+        CheckResult("ann", "pytorch", "ex1-tests", "check", "FORGED check")]
