@@ -79,6 +79,10 @@ def cmd_open(args) -> int:
               "(with its token) in a browser.", flush=True)
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    # coursekit's JupyterLab defaults (labconfig/default_setting_overrides.json): no "get notified about
+    # Jupyter news?" prompt, no update checks. Defaults only: a student's own settings still win.
+    ours = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jupyter")
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in (ours, env.get("JUPYTER_CONFIG_PATH", "")) if p)
     os.chdir(course.root)  # nbgrader's lab tools read nbgrader_config.py from the server's directory
     os.execve(sys.executable, cmd, env)
     return 0  # not reached
