@@ -490,6 +490,30 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    from pathlib import Path
+
+    from .similarity import similar_pairs, write_page
+
+    course = _course(args)
+    lesson = course.lesson(args.lesson)
+    if not 0 < args.threshold <= 1:
+        raise CourseError(f"--threshold must be in (0, 1]; received {args.threshold}")
+    if args.min_tokens < 1:
+        raise CourseError(f"--min-tokens must be at least 1; received {args.min_tokens}")
+    pairs, answers = similar_pairs(course, lesson, threshold=args.threshold, min_tokens=args.min_tokens)
+    if not answers:
+        raise CourseError(f"nobody has submitted {lesson}: {course.root / 'submitted'} has no <student>/{lesson}/ notebook")
+    dest = Path(os.path.abspath(args.to)) if args.to else course.root / "reports" / lesson
+    page = write_page(lesson, pairs, answers, dest)
+    students = len({s for codes in answers.values() for s in codes})
+    print(f"{len(pairs)} pair(s) at or above {args.threshold:g} among {students} students' answers "
+          f"({len(answers)} exercise cells); details: {os.path.relpath(page)}")
+    for p in pairs:
+        print(f"{p.similarity:5.0%}  {p.notebook:<8} {p.exercise:<12} {p.a}  {p.b}")
+    return 0
+
+
 # ---------------------------------------------------------------- site
 def cmd_site(args) -> int:
     from pathlib import Path
@@ -594,6 +618,18 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("lesson")
     r.add_argument("--to", help="folder to write (default: reports/LESSON/ in the course)")
     r.set_defaults(func=cmd_report)
+
+    m = sub.add_parser("similarity", help="pairs of submissions whose answers are near copies (reports/LESSON/)",
+                       description="Per exercise, every pair of answers compared by winnowing (copydetect) after "
+                       "normalizing names, strings, comments and formatting; the released cell and what much of "
+                       "the class writes alike are left out, and short answers are not compared. Pairs at or "
+                       "above --threshold are printed, most similar first, and shown side by side in "
+                       "reports/LESSON/similarity.html. A pair is a place to look, not a verdict.")
+    m.add_argument("lesson")
+    m.add_argument("--threshold", type=float, default=0.7, help="list pairs at or above this similarity (default 0.7)")
+    m.add_argument("--min-tokens", type=int, default=40, help="compare answers of at least this many tokens (default 40)")
+    m.add_argument("--to", help="folder for similarity.html (default: reports/LESSON/ in the course)")
+    m.set_defaults(func=cmd_similarity)
 
     s = sub.add_parser("site", help="static course site (Sphinx + MyST-NB) with outputs of an executed run")
     s.add_argument("--out", default=None, help="output folder (default: _build/site); the site is OUT/html/")
