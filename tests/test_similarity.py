@@ -69,7 +69,7 @@ def test_a_disguised_copy_is_flagged_with_its_lines(tmp_path):
     assert listed, proc.stdout
     assert all({row[3], row[4]} == {"ann", "copycat"} for row in listed), proc.stdout
     ex1 = next(row for row in listed if row[2] == "ex1-answer")
-    assert int(ex1[0].rstrip("%")) >= 75, proc.stdout
+    assert int(ex1[0].rstrip("%")) >= 90, proc.stdout
     assert "reports/" + LESSON + "/similarity.html" in proc.stdout.splitlines()[0]
     page = (course / "reports" / LESSON / "similarity.html").read_text()
     assert "ex1-answer: ann and copycat" in page and "<span class=m>" in page
@@ -93,3 +93,15 @@ def test_nobody_submitted_is_one_line(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "nobody has submitted" in proc.stderr, proc.stderr
     assert not Path(course / "reports").exists()
+
+
+def test_scores_are_the_same_on_every_run():
+    """copydetect hashes k-grams with Python's salted hash(): the score may not depend on the salt."""
+    code = ("import sys; sys.path.insert(0, 'tests'); from nbtools import solution_sources; "
+            "from test_similarity import DISGUISED_EX1, LESSON; from coursekit.similarity import compare_answers; "
+            "s = solution_sources(f'solutions/{LESSON}/pytorch.ipynb')['ex1-answer']; "
+            "print(compare_answers({'a': s, 'b': DISGUISED_EX1}, threshold=0.01)[0].similarity)")
+    scores = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+              for seed in (1, 2, 3)}
+    assert len(scores) == 1 and float(scores.pop()) >= 0.9
