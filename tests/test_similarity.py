@@ -69,7 +69,7 @@ def test_a_disguised_copy_is_flagged_with_its_lines(tmp_path):
     assert listed, proc.stdout
     assert all({row[3], row[4]} == {"ann", "copycat"} for row in listed), proc.stdout
     ex1 = next(row for row in listed if row[2] == "ex1-answer")
-    assert int(ex1[0].rstrip("%")) >= 90, proc.stdout
+    assert int(ex1[0].rstrip("%")) >= 80, proc.stdout
     assert "reports/" + LESSON + "/similarity.html" in proc.stdout.splitlines()[0]
     page = (course / "reports" / LESSON / "similarity.html").read_text()
     assert "ex1-answer: ann and copycat" in page and "<span class=m>" in page
