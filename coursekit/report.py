@@ -166,10 +166,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def _histogram_png(report: NotebookReport, lesson: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # a bare Figure draws with Agg: no pyplot, no backend switch
 
     fig = Figure(figsize=(6, 2.8))
     ax = fig.add_subplot()
