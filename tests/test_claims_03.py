@@ -100,6 +100,10 @@ def test_batchnorm_on_concat_is_batchnorm_per_branch(fw, seed):
     cat, per = run(fw, "x100:BatchNorm on concat", seed), run(fw, "x100:BatchNorm per branch", seed)
     assert abs(cat.test_loss - per.test_loss) < 1e-3, (str(cat), str(per))
     assert cat.test_accuracy == per.test_accuracy
+    # ... yet their "grad share A" differs: measured where the branches enter the fusion, before the
+    # norm on the concatenation (A's gradient multiplied by 1/its spread) and after each branch's norm
+    a_cat, a_per = cat.report.grad_shares[0], per.report.grad_shares[0]
+    assert a_cat > 0.9 and a_per < 0.7, (a_cat, a_per)
 
 
 @pytest.mark.parametrize("fw,seed", TORCH_SEEDS)
