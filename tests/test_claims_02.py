@@ -96,6 +96,14 @@ def test_scale_gap_drowns_the_small_branch(fw, seed):
 
 
 @pytest.mark.parametrize("fw,seed", TORCH_SEEDS)
+def test_x10_costs_little_x100_much(fw, seed):
+    """Both notebooks run x1, x10, x100 and x1000: x10 still learns (nearly) everything."""
+    r1, r10, r100 = run(fw, "x1", seed), run(fw, "x10", seed), run(fw, "x100", seed)
+    assert r1.test_accuracy >= r10.test_accuracy >= 0.95, (str(r1), str(r10))
+    assert r10.test_accuracy - r100.test_accuracy >= 0.10, (str(r10), str(r100))
+
+
+@pytest.mark.parametrize("fw,seed", TORCH_SEEDS)
 def test_x1000_is_worse_still_and_its_first_loss_explodes(fw, seed):
     r1, r100, r1000 = run(fw, "x1", seed), run(fw, "x100", seed), run(fw, "x1000", seed)
     assert r1000.test_accuracy < r100.test_accuracy, (str(r100), str(r1000))
