@@ -426,6 +426,8 @@ def cmd_export(args) -> int:
     if fmt == "csv" and (args.roster or args.percent):
         raise CourseError("--roster and --percent go with --format canvas or moodle; the csv format lists "
                           "points per exercise. Example: coursekit export --format canvas --roster roster.csv")
+    if args.canvas_assignment and fmt != "canvas":
+        raise CourseError("--canvas-assignment goes with --format canvas; received --format " + fmt)
     if fmt != "csv" and not args.roster:
         raise CourseError(f"--format {fmt} needs --roster FILE: a CSV mapping student_id (the folder names under "
                           "submitted/) to the LMS's ids; see `coursekit export --help`")
@@ -461,7 +463,8 @@ def cmd_export(args) -> int:
     graded = {(s, lesson, nb) for lesson in columns for s, nb in handed_in(read_results(course, lesson))}
     scores = lms.lesson_scores(rows, graded)
     try:
-        n = lms.write_lms_csv(to, fmt, roster, scores, columns, percent=args.percent)
+        ids = lms.canvas_assignment_ids(args.canvas_assignment or [], columns)
+        n = lms.write_lms_csv(to, fmt, roster, scores, columns, percent=args.percent, canvas_ids=ids)
     except lms.RosterError as exc:
         raise CourseError(str(exc)) from None
     both = sorted(f"{s}/{lesson}" for s, by in scores.items() for lesson, got in by.items() if got.ignored)
@@ -606,6 +609,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="csv (per exercise, default), canvas or moodle (per lesson, needs --roster)")
     e.add_argument("--roster", help="CSV mapping student_id to the LMS's user ids (canvas, moodle)")
     e.add_argument("--percent", action="store_true", help="percent of each lesson's points instead of points")
+    e.add_argument("--canvas-assignment", action="append", metavar="LESSON=ID",
+                   help="with --format canvas: head LESSON's column 'LESSON (ID)' to update Canvas assignment ID "
+                   "(from its URL) instead of creating one (repeatable)")
     e.add_argument("--to", help="file to write (default: grades.csv, canvas-grades.csv or moodle-grades.csv)")
     e.set_defaults(func=cmd_export)
 

@@ -15,7 +15,8 @@ Rules an instructor should know:
 
 Canvas: the columns of Canvas' own gradebook export (Student, ID, SIS User ID, SIS Login ID,
 Section), then one column per lesson, and a "Points Possible" row. A new column name creates that
-assignment on the first import. Moodle: the user-identifying column, then one column per lesson;
+assignment on the first import; `--canvas-assignment LESSON=ID` heads it "LESSON (ID)" instead, as
+Canvas heads an existing assignment, so the import updates that one. Moodle: the user-identifying column, then one column per lesson;
 map them on Moodle's "Import grades from CSV" page. This module imports no framework and no nbgrader.
 """
 
@@ -26,7 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FORMATS", "LessonScore", "RosterError", "lesson_scores", "read_roster", "write_lms_csv"]
+__all__ = ["FORMATS", "LessonScore", "RosterError", "canvas_assignment_ids", "lesson_scores", "read_roster",
+           "write_lms_csv"]
 
 FORMATS = ("canvas", "moodle")
 CANVAS_IDS = ("canvas_id", "sis_user_id", "sis_login_id")
@@ -114,11 +116,29 @@ def read_roster(path: str | Path, fmt: str) -> list[dict[str, str]]:
     return rows
 
 
+def canvas_assignment_ids(pairs: list[str], lessons: list[str]) -> dict[str, str]:
+    """{lesson: Canvas assignment id} from `LESSON=ID` strings (`--canvas-assignment`)."""
+    out = {}
+    for pair in pairs:
+        lesson, sep, ident = pair.partition("=")
+        if not sep or not lesson or not ident.strip().isdigit():
+            raise RosterError(f"--canvas-assignment takes LESSON=ID with the number from the assignment's Canvas URL "
+                              f"(.../assignments/ID); received {pair!r}. Example: --canvas-assignment "
+                              "01-shape-alignment=12345")
+        if lesson not in lessons:
+            raise RosterError(f"--canvas-assignment names {lesson!r}, which is not among the exported lessons "
+                              f"{lessons}.")
+        out[lesson] = ident.strip()
+    return out
+
+
 def write_lms_csv(dest: str | Path, fmt: str, roster: list[dict[str, str]],
                   scores: Mapping[str, Mapping[str, LessonScore]], lessons: list[str], *,
-                  percent: bool = False) -> int:
+                  percent: bool = False, canvas_ids: Mapping[str, str] | None = None) -> int:
     """Write the LMS import file; return the number of student rows. Scores are points (or, with
-    `percent`, percentages of each lesson's points), rounded to 2 decimals."""
+    `percent`, percentages of each lesson's points), rounded to 2 decimals. With `canvas_ids`, a
+    lesson's Canvas column is headed "LESSON (ID)", as Canvas' own export heads an existing assignment,
+    so an import updates that assignment instead of creating one."""
     listed = {row["student_id"] for row in roster}
     unlisted = sorted(s for s in scores if s not in listed)
     if unlisted:
@@ -140,7 +160,9 @@ def write_lms_csv(dest: str | Path, fmt: str, roster: list[dict[str, str]],
     with open(dest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         if fmt == "canvas":
-            writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *lessons])
+            ids = canvas_ids or {}
+            writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
+                             *((f"{lesson} ({ids[lesson]})" if lesson in ids else lesson) for lesson in lessons)])
             writer.writerow(["Points Possible", "", "", "", "",
                              *(("100" if percent else f"{maxima[lesson]:g}") for lesson in lessons)])
             for row in roster:

@@ -107,6 +107,11 @@ def test_lms_export_for_canvas_and_moodle_from_the_gradebook(graded, tmp_path):
                      ["Ann Lee", "101", "", "", "", f"{points:g}"], ["Bo Ray", "102", "", "", "", "0"],
                      ["Cy Do", "103", "", "", "", ""]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["canvas.csv", "roster.csv"]  # no scratch file left
+    proc = coursekit("--root", str(course), "export", "--format", "canvas", "--roster", str(roster), "--to", str(out),
+                     "--canvas-assignment", f"{LESSON}=4321")  # update Canvas assignment 4321, not create one
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(out, newline="") as fh:
+        assert next(csv.reader(fh))[-1] == f"{LESSON} (4321)"
 
     out = tmp_path / "moodle.csv"
     proc = coursekit("--root", str(course), "export", "--format", "moodle", "--roster", str(roster), "--percent",
@@ -156,6 +161,7 @@ def test_feedback_and_export_refuse_bad_input_with_one_line(graded, tmp_path):
         (("export", "--to", str(tmp_path)), "is a directory"),
         (("export", "--lesson", "99-nope"), "99-nope"),
         (("export", "--format", "canvas"), "needs --roster FILE"),
+        (("export", "--format", "moodle", "--canvas-assignment", "x=1"), "--canvas-assignment goes with --format canvas"),
         (("export", "--roster", str(tmp_path / "r.csv")), "--roster and --percent go with --format canvas or moodle"),
         (("export", "--format", "moodle", "--roster", str(tmp_path / "none.csv")), "is not a file"),
     ]

@@ -103,3 +103,19 @@ def test_a_notebook_nbgrader_scored_0_because_it_was_not_handed_in_is_left_out()
     assert scores["ann"][L1] == lms.LessonScore("pytorch", 0, 9, ())  # not "keras" (first by name), no "both"
     assert scores["bo"][L1].ignored == ()
     assert lms.lesson_scores(rows)["ann"][L1].ignored == ("pytorch",)  # without the record: both count
+
+
+def test_canvas_assignment_ids_head_existing_assignments(tmp_path):
+    roster = lms.read_roster(_roster(tmp_path, "student_id,canvas_id\nann,101\n"), "canvas")
+    scores = lms.lesson_scores(_rows(("ann", L1, "pytorch", 9, 9), ("ann", L2, "pytorch", 4, 8)))
+    ids = lms.canvas_assignment_ids([f"{L1}=4321"], [L1, L2])
+    dest = tmp_path / "canvas.csv"
+    lms.write_lms_csv(dest, "canvas", roster, scores, [L1, L2], canvas_ids=ids)
+    assert _read(dest)[0][5:] == [f"{L1} (4321)", L2]
+
+
+@pytest.mark.parametrize("pair,needle", [("01-shape-alignment", "takes LESSON=ID"), ("01-shape-alignment=abc", "takes LESSON=ID"),
+                                         ("09-nope=12", "not among the exported lessons")])
+def test_a_bad_canvas_assignment_is_one_error(pair, needle):
+    with pytest.raises(lms.RosterError, match=re.escape(needle)):
+        lms.canvas_assignment_ids([pair], [L1, L2])
