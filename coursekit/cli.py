@@ -626,7 +626,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_report)
 
     m = sub.add_parser("similarity", help="pairs of submissions whose answers are near copies (reports/LESSON/)",
-                       description="Per exercise, every pair of answers compared by winnowing (copydetect) after "
+                       description="Per exercise, every pair of answers compared by copydetect's fingerprints (MOSS) after "
                        "normalizing names, strings, comments and formatting; the released cell and what much of "
                        "the class writes alike are left out, and short answers are not compared. Pairs at or "
                        "above --threshold are printed, most similar first, and shown side by side in "
