@@ -476,26 +476,29 @@ def cmd_export(args) -> int:
 
 # ---------------------------------------------------------------- report
 def cmd_report(args) -> int:
-    from pathlib import Path
-
     from .report import build_report
 
     course = _course(args)
     if not course.has_gradebook():
         raise CourseError(f"no gradebook at {course.db_url}: grade a lesson first")
     lesson = course.lesson(args.lesson)
-    dest = Path(os.path.abspath(args.to)) if args.to else course.root / "reports" / lesson
-    if dest.exists() and not dest.is_dir():
-        raise CourseError(f"--to must be a folder; {dest} is a file")
-    _, files = build_report(course, lesson, dest)
+    _, files = build_report(course, lesson, _reports_dir(course, lesson, args.to))
     for path in files:
         print(os.path.relpath(path))
     return 0
 
 
-def cmd_similarity(args) -> int:
+def _reports_dir(course: Course, lesson: str, to: str | None):
+    """Where `coursekit report` and `coursekit similarity` write: --to, or reports/LESSON/ in the course."""
     from pathlib import Path
 
+    dest = Path(os.path.abspath(to)) if to else course.root / "reports" / lesson
+    if dest.exists() and not dest.is_dir():
+        raise CourseError(f"--to must be a folder; {dest} is a file")
+    return dest
+
+
+def cmd_similarity(args) -> int:
     from .similarity import similar_pairs, write_page
 
     course = _course(args)
@@ -507,8 +510,7 @@ def cmd_similarity(args) -> int:
     pairs, answers = similar_pairs(course, lesson, threshold=args.threshold, min_tokens=args.min_tokens)
     if not answers:
         raise CourseError(f"nobody has submitted {lesson}: {course.root / 'submitted'} has no <student>/{lesson}/ notebook")
-    dest = Path(os.path.abspath(args.to)) if args.to else course.root / "reports" / lesson
-    page = write_page(lesson, pairs, answers, dest)
+    page = write_page(lesson, pairs, answers, _reports_dir(course, lesson, args.to))
     students = len({s for codes in answers.values() for s in codes})
     print(f"{len(pairs)} pair(s) at or above {args.threshold:g} among {students} students' answers "
           f"({len(answers)} exercise cells); details: {os.path.relpath(page)}")

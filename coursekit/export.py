@@ -34,6 +34,7 @@ class ExerciseCsvExport(ExportPlugin):
             if only_assignments and assignment.name not in only_assignments:
                 continue
             graded = _graded(gradebook, assignment.name)
+            recorded = {s for s, _ in graded}  # students the grader kept a record of
             for student in gradebook.students:
                 if only_students and student.id not in only_students:
                     continue
@@ -42,7 +43,7 @@ class ExerciseCsvExport(ExportPlugin):
                 except MissingEntry:
                     continue  # nothing handed in: no row rather than a fake zero per exercise
                 for nb in sorted(sub.notebooks, key=lambda n: n.name):
-                    if student.id in {s for s, _ in graded} and (student.id, nb.name) not in graded:
+                    if student.id in recorded and (student.id, nb.name) not in graded:
                         continue  # a notebook not handed in: nbgrader's 0, not a grade
                     for grade in sorted(nb.grades, key=lambda g: g.name):
                         if not grade.max_score:

@@ -54,11 +54,11 @@ def limit_kind(reason: str) -> str:
 
 def results_of_notebook(path: Path, student: str, notebook: str) -> list[CheckResult]:
     """That the notebook at `path` was graded, and the failed checks and limit hits the grader wrote into it."""
+    out = [CheckResult(student, notebook, "", "graded", "")]  # handed in and graded (nbgrader scores a missing notebook 0)
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
-        return [CheckResult(student, notebook, "", "graded", "")]
-    out = [CheckResult(student, notebook, "", "graded", "")]  # handed in and graded (nbgrader scores a missing notebook 0)
+        return out
     note = (nb.get("metadata") or {}).get(METADATA_KEY)
     if isinstance(note, dict):
         for reason in note.get("limits", []):
