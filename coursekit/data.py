@@ -6,6 +6,8 @@ it Pillow) is imported inside the functions that need it, so `import coursekit` 
 - `load_digits`: scikit-learn's bundled 8x8 digits, optionally upsampled.
 - `make_two_branch`: synthetic two-input data whose branch B lives at a different scale, to
   show what concatenating unnormalized features does.
+- `make_shapes` / `make_conditioned`: lesson 09's segmentation task and a task where one input
+  modulates the other.
 - `sample_images`: scikit-learn's two bundled photos (china.jpg, flower.jpg).
 - `load_cifar10` / `write_fake_cifar10`: read (or fake) the official python CIFAR-10 files.
 """
@@ -24,10 +26,13 @@ __all__ = [
     "CIFAR10_CLASSES",
     "CIFAR10_DIRNAME",
     "CIFAR10_FILES",
+    "ConditionedData",
     "DISTRIBUTIONS",
     "TwoBranchData",
     "load_cifar10",
     "load_digits",
+    "make_conditioned",
+    "make_shapes",
     "make_two_branch",
     "resize_image",
     "sample_images",
@@ -662,3 +667,121 @@ def edge_kernels() -> np.ndarray:
     identity[1, 1] = 1.0
     sobel_h = np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]]) / 4.0
     return np.stack([identity, sobel_h, sobel_h.T, np.full((3, 3), 1 / 9)]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Lesson 09: shapes to segment, and a task where one input modulates the other
+# --------------------------------------------------------------------------------------------
+
+
+def _check_count(name: str, value: Any, minimum: int, hint: str) -> int:
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; received {value!r}. {hint}")
+    return int(value)
+
+
+def make_shapes(
+    n: int = 512, size: int = 25, layout: str = "NCHW", seed: int = 0, noise: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images of 1 to 3 filled shapes (disks, squares, triangles) and their masks.
+
+    Returns `(x, mask)`: `x` float32 of shape (n, 1, size, size) for 'NCHW' or
+    (n, size, size, 1) for 'NHWC' (shapes of brightness 1 to 2 on a dark, noisy background,
+    standardized); `mask` float32 of the same shape, 1 where a shape covers the pixel. Shapes
+    are 2 to 6 pixels in radius, so their outlines need full-resolution features: this is
+    the segmentation task of lesson 09's U-Net. Deterministic given `seed`.
+    """
+    fmt = _check_layout(layout)
+    n = _check_count("n", n, 1, "Ask for at least one image.")
+    size = _check_count("size", size, 12, "Shapes 2-6 px in radius need an image of 12 px or more.")
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    x = np.zeros((n, 1, size, size), np.float32)
+    mask = np.zeros((n, 1, size, size), np.float32)
+    for i in range(n):
+        for _ in range(int(rng.integers(1, 4))):
+            r = rng.uniform(2.0, 6.0)
+            cy, cx = rng.uniform(r, size - r, size=2)
+            kind = int(rng.integers(3))
+            if kind == 0:
+                inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            elif kind == 1:
+                inside = (np.abs(yy - cy) <= r * 0.8) & (np.abs(xx - cx) <= r * 0.8)
+            else:  # an upright triangle: below its apex, inside two slanted edges
+                inside = (yy >= cy - r) & (yy <= cy + r * 0.7) & (np.abs(xx - cx) <= (yy - cy + r) * 0.6)
+            shade = rng.uniform(1.0, 2.0)
+            x[i, 0] = np.where(inside, shade, x[i, 0])
+            mask[i, 0] = np.maximum(mask[i, 0], inside)
+    x += rng.normal(0.0, noise, x.shape).astype(np.float32)
+    x = (x - x.mean()) / x.std()
+    return _to_layout(x.astype(np.float32), fmt), _to_layout(mask, fmt)
+
+
+@dataclass(frozen=True)
+class ConditionedData:
+    """Images `x` with two channels, a condition `c` (one-hot, which channel to read) and `y`.
+
+    Each channel shows a stripe pattern of its own orientation (one of `n_classes`); the label
+    is the orientation in the channel that `c` names. So the condition must *modulate* what
+    the image features mean — the task of FiLM. `inputs` is `[x, c]`.
+    """
+
+    x: np.ndarray
+    c: np.ndarray
+    y: np.ndarray
+    layout: str = "NCHW"
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def __repr__(self) -> str:
+        return f"ConditionedData(n={len(self)}, x={self.x.shape}, c={self.c.shape}, layout={self.layout!r})"
+
+    @property
+    def inputs(self) -> list[np.ndarray]:
+        """`[x, c]`, the order a two-input model expects."""
+        return [self.x, self.c]
+
+    def subset(self, indices: Any) -> "ConditionedData":
+        """The samples at `indices`."""
+        return replace(self, x=self.x[indices], c=self.c[indices], y=self.y[indices])
+
+    def split(self, test_size: float = 0.25, seed: int | None = None) -> tuple["ConditionedData", "ConditionedData"]:
+        """A random `(train, test)` split with ceil(test_size * n) test samples."""
+        frac = _check_test_size(test_size)
+        order = np.random.default_rng(self.seed if seed is None else seed).permutation(len(self))
+        n_test = math.ceil(frac * len(self))
+        if n_test >= len(self):
+            raise ValueError(f"test_size={test_size} leaves no training sample out of {len(self)}; use more samples.")
+        return self.subset(np.sort(order[n_test:])), self.subset(np.sort(order[:n_test]))
+
+
+def make_conditioned(
+    n: int = 512, layout: str = "NCHW", seed: int = 0, image_size: int = 8, noise: float = 0.2, n_classes: int = 4,
+    channels: int = 2,
+) -> ConditionedData:
+    """A task where one input (`c`) decides how to read the other (`x`); see `ConditionedData`.
+
+    Both channels carry an independent orientation; `c` (float32, shape (n, 2)) is one-hot and
+    picks the channel whose orientation is the label, so neither input alone beats chance
+    (1 / n_classes) by much. Deterministic given `seed`.
+    """
+    fmt = _check_layout(layout)
+    n = _check_count("n", n, 2, "Ask for at least two samples.")
+    n_classes = _check_count("n_classes", n_classes, 2, "Use 2 or more orientations.")
+    image_size = _check_count("image_size", image_size, 4, "The stripe patterns need a few pixels.")
+    rng = np.random.default_rng(seed)
+    angles = np.arange(n_classes) * np.pi / n_classes
+    channels = _check_count("channels", channels, 2, "The condition picks one of at least two channels.")
+    labels = rng.integers(0, n_classes, size=(n, channels))
+    x = np.zeros((n, channels, image_size, image_size), np.float32)
+    for i in range(n):
+        for ch in range(channels):
+            x[i, ch] = _grating(image_size, angles[labels[i, ch]], period=3.0, phase=rng.uniform(0, 2 * np.pi))
+    x += rng.normal(0.0, noise, x.shape).astype(np.float32)
+    x = (x - x.mean()) / x.std()
+    which = rng.integers(0, channels, size=n)
+    c = np.eye(channels, dtype=np.float32)[which]
+    y = labels[np.arange(n), which].astype(np.int64)
+    return ConditionedData(x=_to_layout(x.astype(np.float32), fmt), c=c, y=y, layout=fmt, seed=seed)
