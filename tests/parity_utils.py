@@ -82,19 +82,21 @@ def _pairs(t_module: nn.Module, k_layer, path: str = "") -> Iterator[tuple[str, 
 
 
 def _leaf_or_walk(t_mod: nn.Module, k_layer, path: str):
-    if isinstance(t_mod, (nn.Conv2d, nn.BatchNorm2d, nn.GroupNorm)):
+    if isinstance(t_mod, (nn.Conv2d, nn.BatchNorm2d, nn.GroupNorm, nn.Linear)):
         yield path, t_mod, k_layer
     else:
         yield from _pairs(t_mod, k_layer, f"{path}.")
 
 
 def keras_weights_for(t_leaf) -> list[np.ndarray]:
-    """The keras ``set_weights`` list equal to a torch Conv2d / BatchNorm2d / GroupNorm."""
+    """The keras ``set_weights`` list equal to a torch Conv2d / Linear / BatchNorm2d / GroupNorm."""
     if isinstance(t_leaf, nn.Conv2d):
         weights = [to_numpy(t_leaf.weight).transpose(2, 3, 1, 0)]
         if t_leaf.bias is not None:
             weights.append(to_numpy(t_leaf.bias))
         return weights
+    if isinstance(t_leaf, nn.Linear):  # keras Dense: kernel (in, out), torch weight (out, in)
+        return [to_numpy(t_leaf.weight).T] + ([to_numpy(t_leaf.bias)] if t_leaf.bias is not None else [])
     if isinstance(t_leaf, nn.BatchNorm2d):
         return [to_numpy(t_leaf.weight), to_numpy(t_leaf.bias),
                 to_numpy(t_leaf.running_mean), to_numpy(t_leaf.running_var)]

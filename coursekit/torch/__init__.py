@@ -8,6 +8,8 @@ from __future__ import annotations
 from ..shapes import ShapeMismatchError, concat_output_shape
 from .align import *  # noqa: F401,F403
 from .align import __all__ as _align_all
+from .blocks import *  # noqa: F401,F403
+from .blocks import __all__ as _blocks_all
 from .device import *  # noqa: F401,F403
 from .device import __all__ as _device_all
 from .diagnostics import *  # noqa: F401,F403
@@ -30,5 +32,5 @@ DATA_FORMAT = "NCHW"
 
 __all__ = [
     "FRAMEWORK", "DATA_FORMAT", "ShapeMismatchError", "concat_output_shape",
-    *_align_all, *_device_all, *_diagnostics_all, *_experiments_all, *_fusion_all, *_init_all, *_lr_all, *_models_all, *_train_all,
+    *_align_all, *_blocks_all, *_device_all, *_diagnostics_all, *_experiments_all, *_fusion_all, *_init_all, *_lr_all, *_models_all, *_train_all,
 ]
