@@ -39,6 +39,8 @@ LESSON = "01-shape-alignment"
 # this 2-core box; lesson 05's takes ~70 s), and its `padding` slider changes the photo Run draws.
 EXPLORER_LESSON = "07-input-normalization"
 EXPLORER_SLIDER = "padding"
+# The newest lesson (real architectures: Inception, DenseNet, U-Net, FPN, FiLM), run whole in the page.
+ARCHITECTURES_LESSON = "09-real-architectures"
 STUDENT = "alice"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -131,6 +133,8 @@ def course(tmp_path_factory) -> Path:
     served.mkdir()
     shutil.copy(ROOT / "solutions" / LESSON / "pytorch.ipynb", served / f"{LESSON}-solution.ipynb")
     shutil.copy(ROOT / "solutions" / EXPLORER_LESSON / "pytorch.ipynb", served / f"{EXPLORER_LESSON}-solution.ipynb")
+    shutil.copy(ROOT / "solutions" / ARCHITECTURES_LESSON / "pytorch.ipynb",
+                served / f"{ARCHITECTURES_LESSON}-solution.ipynb")
     release = course / "lessons" / LESSON / "pytorch.ipynb"
     make_submission(release, solution_sources(course / "solutions" / LESSON / "pytorch.ipynb"),
                     course / "submitted" / STUDENT / LESSON / "pytorch.ipynb")
@@ -289,7 +293,7 @@ def test_course_in_a_browser(chromium, browser, lab, grading, course, artifacts)
     """One test, one server and one browser (xdist would give separate tests separate servers):
     the student's lesson, Validate both ways, the explorer, then the instructor's formgrader."""
     steps = [lesson_runs_all_cells_and_draws_its_figures, validate_fails_the_untouched_student_notebook,
-             explorer_renders_and_redraws_after_a_slider_move]
+             explorer_renders_and_redraws_after_a_slider_move, architectures_lesson_runs_with_its_figures]
     for step in steps:
         page = browser.new_page()
         started = time.monotonic()
@@ -314,10 +318,20 @@ def test_course_in_a_browser(chromium, browser, lab, grading, course, artifacts)
 def lesson_runs_all_cells_and_draws_its_figures(page, lab, artifacts):
     """Lesson 01 (solved) in JupyterLab: Run All executes every cell without an error and the
     feature-map grid renders as an image; the Validate button then passes it."""
-    from playwright.sync_api import expect
-
     panel = open_notebook(page, lab, f"browser/{LESSON}-solution.ipynb", "lesson")
     run_all(page, panel)
+    every_cell_ran_cleanly_with_a_figure(page, panel)
+    page.screenshot(path=str(artifacts / "01-lesson-figure.png"))
+
+    text = validate(page, panel, artifacts, "02-validate-solution.png")
+    assert "Success! Your notebook passes all the tests." in text, text[:2000]
+
+
+def every_cell_ran_cleanly_with_a_figure(page, panel):
+    """Every code cell has an execution count, nothing went to stderr or raised, and the first
+    figure is a decoded image of a readable size; returns that image."""
+    from playwright.sync_api import expect
+
     prompts = panel.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
     assert prompts and all(re.search(r"\[\d+\]", p) for p in prompts), f"cells not all run: {prompts}"
     expect(panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")).to_have_count(0)
@@ -330,10 +344,18 @@ def lesson_runs_all_cells_and_draws_its_figures(page, lab, artifacts):
     box = image.bounding_box()
     assert box and box["width"] > 200 and box["height"] > 100, f"figure too small: {box}"
     assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "the figure did not decode"
-    page.screenshot(path=str(artifacts / "01-lesson-figure.png"))
+    return image
 
-    text = validate(page, panel, artifacts, "02-validate-solution.png")
-    assert "Success! Your notebook passes all the tests." in text, text[:2000]
+
+def architectures_lesson_runs_with_its_figures(page, lab, artifacts):
+    """Lesson 09 (solved) in JupyterLab: Run All, no error or stderr, its figures (DenseNet memory,
+    U-Net masks, conditioning curves) all render."""
+    panel = open_notebook(page, lab, f"browser/{ARCHITECTURES_LESSON}-solution.ipynb", "architectures")
+    run_all(page, panel, timeout_ms=180_000)
+    every_cell_ran_cleanly_with_a_figure(page, panel)
+    images = panel.locator(".jp-OutputArea-output img")
+    assert images.count() >= 4, f"expected lesson 09's figures, found {images.count()} images"
+    page.screenshot(path=str(artifacts / "04b-architectures-lesson.png"), full_page=True)
 
 
 def validate_fails_the_untouched_student_notebook(page, lab, artifacts):
