@@ -137,3 +137,33 @@ def test_corrupt_or_misnamed_submissions_cost_nobody_else(tmp_path):
     assert rows["good"]["score"] == rows["good"]["max_score"] > 0
     assert rows["misnamed"]["score"] in (None, 0)
     assert rows["broken"]["score"] in (None, 0)
+
+
+def test_a_kernel_stalled_at_its_memory_limit_is_told_it_was_memory(tmp_path):
+    """Near its cgroup limit the OS reclaims pages before it OOM-kills; on a loaded machine a memory
+    bomb can stall past the cell limit first. The reason must then name memory, not an ignored
+    interrupt (CI once reported the bomb as 'ignored the interrupt')."""
+    import threading
+    from types import SimpleNamespace
+
+    from coursekit.autograde.bounds import BoundedExecute
+    from coursekit.autograde.sandbox import _Cgroup
+
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    (v1 / "memory.failcnt").write_text("0\n")
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")
+    old, new = _Cgroup([v1], v2=False), _Cgroup([v2], v2=True)
+    assert not old.reached_memory_limit() and not new.reached_memory_limit()
+    (v1 / "memory.failcnt").write_text("12\n")
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 5\noom 0\noom_kill 0\n")
+    assert old.reached_memory_limit() and new.reached_memory_limit()
+
+    ex = BoundedExecute(memory_limit_mb=3072)
+    ex._killed_for_memory = threading.Event()  # per-notebook state, made by preprocess()
+    ex.km = SimpleNamespace(reached_memory_limit=lambda: True)
+    assert "3072 MiB of memory" in ex._stalled_reason(10)
+    ex.km = SimpleNamespace(reached_memory_limit=lambda: False)
+    assert ex._stalled_reason(10) == "this cell ran past the 10 s cell time limit and ignored the interrupt"

@@ -229,7 +229,7 @@ class BoundedExecute(Execute):
                 self._stop(f"the notebook used up its {self.notebook_timeout} s time limit")
                 self._kill_kernel()
             elif not self._responsive():
-                self._stop(f"this cell ran past the {configured} s cell time limit and ignored the interrupt")
+                self._stop(self._stalled_reason(configured))
                 self._kill_kernel()
             if self._stopped:
                 cell.outputs.append(self._error(self._stopped))
@@ -327,6 +327,16 @@ class BoundedExecute(Execute):
         finally:
             self.timeout = saved
         return bool(reply) and reply.get("content", {}).get("status") == "ok"
+
+    def _stalled_reason(self, cell_timeout) -> str:
+        """Why a kernel that ran past the cell limit and does not answer is stopped. One that reached its
+        memory limit is stalled by the OS reclaiming pages (on a loaded machine that outlasts the cell
+        limit before the OOM killer acts): the student is told it was memory, not an ignored interrupt."""
+        reached = getattr(self.km, "reached_memory_limit", None)
+        if self._killed_for_memory.is_set() or (reached is not None and reached()):
+            return (f"the kernel reached its limit of {self.memory_limit_mb} MiB of memory, stalled past the "
+                    f"{cell_timeout} s cell time limit and was stopped")
+        return f"this cell ran past the {cell_timeout} s cell time limit and ignored the interrupt"
 
     def _kernel_pid(self) -> int | None:
         provisioner = getattr(self.km, "provisioner", None)

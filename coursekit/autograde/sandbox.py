@@ -260,6 +260,23 @@ class _Cgroup:
                 return False
         return False
 
+    def reached_memory_limit(self) -> bool:
+        """Whether the group's memory use has touched its limit. Near the limit the OS reclaims pages
+        before it kills, and a kernel doing that can stall for longer than a cell's time limit, so a
+        stalled kernel that reached the limit was stopped by its memory use, not by its CPU time."""
+        name, key = ("memory.events", "max") if self.v2 else ("memory.failcnt", None)
+        try:
+            text = (self.dirs[0] / name).read_text()
+        except OSError:
+            return False
+        if key is None:
+            return text.strip().isdigit() and int(text) > 0
+        for line in text.splitlines():
+            k, _, value = line.partition(" ")
+            if k == key and value.strip().isdigit() and int(value) > 0:
+                return True
+        return False
+
     def kill(self) -> None:
         for _ in range(5):  # a process may fork while we kill: repeat until the group is empty
             pids = self.pids()
@@ -389,6 +406,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     def oom_killed(self) -> bool:
         """Whether the OS stopped the kernel for using more memory than its limit."""
         return bool(self._cgroup and self._cgroup.oom_killed())
+
+    def reached_memory_limit(self) -> bool:
+        """Whether the kernel's memory use touched its limit (see `_Cgroup.reached_memory_limit`)."""
+        return bool(self._cgroup and self.sandbox_limits.memory_mb and self._cgroup.reached_memory_limit())
 
     @property
     def has_memory_limit(self) -> bool:
