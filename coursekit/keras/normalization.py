@@ -15,7 +15,10 @@ Lesson 03 imports it as ``from coursekit.keras import normalization as ckn``:
 - `branch_grad_norms(model, inputs, y)`: how much gradient each branch's weights get, in
   training mode (where BatchNormalization uses batch statistics);
 - `epochs_to_reach(history, threshold)`: the first epoch a metric reaches a threshold;
-- `PLACEMENTS`: the lesson's normalization placements, label -> `run_two_branch` options.
+- `PLACEMENTS`: the lesson's normalization placements, label -> `run_two_branch` options;
+- `fold_batch_norm(conv, bn)`: one Conv2D computing ``bn(conv(x))`` with `bn` in inference mode;
+- `run_weight_decay(weight_decay, ...)`: plain SGD with that weight decay, recording the norm of
+  the scale-invariant weights before BatchNorm (a `coursekit.normalization.DecayRun`).
 
 This module must never import PyTorch.
 """
@@ -28,8 +31,10 @@ import numpy as np
 
 from ._tf import keras, tf  # first: silences TensorFlow's start-up noise
 from ..experiments import FusionRun, api_with, run_two_branch_with
+from ..normalization import DecayRun, fold_scale_shift, run_weight_decay_with
 from . import experiments as _experiments
 from .models import two_branch_net as _two_branch_net
+from .train import fit as _fit, predict as _predict
 
 __all__ = [
     "MOMENTUM_CONVENTION",
@@ -37,8 +42,10 @@ __all__ = [
     "batch_norm_layers",
     "branch_grad_norms",
     "epochs_to_reach",
+    "fold_batch_norm",
     "predict_with_batch_stats",
     "run_two_branch_bn",
+    "run_weight_decay",
     "running_stats",
     "set_bn_momentum",
 ]
@@ -220,3 +227,67 @@ def epochs_to_reach(history: Any, threshold: float, metric: str = "val_accuracy"
     None if it never does: "how fast did it converge", in epochs."""
     values = history[metric]
     return next((i + 1 for i, v in enumerate(values) if v >= threshold), None)
+
+
+def fold_batch_norm(conv: keras.layers.Conv2D, bn: keras.layers.BatchNormalization) -> keras.layers.Conv2D:
+    """A new ``Conv2D`` that computes ``bn(conv(x))`` with `bn` in inference mode (its moving
+    statistics): the kernel scaled per output channel by ``gamma / sqrt(moving_variance + epsilon)``,
+    the bias ``(bias - moving_mean) * that + beta``. One layer instead of two at inference; the
+    originals are not changed. For training, keep them apart: batch statistics change every step."""
+    if not isinstance(conv, keras.layers.Conv2D) or not isinstance(bn, keras.layers.BatchNormalization):
+        raise TypeError(f"fold_batch_norm folds a BatchNormalization into the Conv2D before it; received "
+                        f"{type(conv).__name__} and {type(bn).__name__}. Pass (conv, bn) in that order.")
+    if not conv.built or not bn.built:
+        raise ValueError("fold_batch_norm needs built layers (called once on data, or part of a built model); "
+                         f"received conv built={conv.built}, batch norm built={bn.built}.")
+    channels_last = conv.data_format == "channels_last"
+    axis = bn.axis if isinstance(bn.axis, int) else (bn.axis[0] if len(bn.axis) == 1 else None)
+    if axis not in ((-1, 3) if channels_last else (1, -3)):
+        raise ValueError(f"the BatchNormalization normalizes axis {bn.axis!r}, not the conv's channel axis "
+                         f"({'-1' if channels_last else '1'} for data_format={conv.data_format!r}); fold the "
+                         "BatchNormalization that normalizes this conv's channels.")
+    kernel = np.asarray(conv.kernel.numpy(), np.float64)  # (kh, kw, in, out)
+    if bn.moving_mean.shape[0] != kernel.shape[-1]:
+        raise ValueError(f"the BatchNormalization normalizes {bn.moving_mean.shape[0]} channels but the conv "
+                         f"makes {kernel.shape[-1]}; fold the BatchNormalization that directly follows this conv.")
+    scale, shift = fold_scale_shift(
+        conv.bias.numpy() if conv.use_bias else None, bn.moving_mean.numpy(), bn.moving_variance.numpy(),
+        bn.gamma.numpy() if bn.scale else None, bn.beta.numpy() if bn.center else None, bn.epsilon)
+    config = {**conv.get_config(), "use_bias": True, "name": f"{conv.name}_folded"}
+    folded = keras.layers.Conv2D.from_config(config)
+    in_shape = (None, None, None, kernel.shape[2] * conv.groups)
+    folded.build(in_shape if channels_last else (None, in_shape[3], None, None))
+    folded.set_weights([(kernel * scale).astype(np.float32), shift.astype(np.float32)])
+    return folded
+
+
+class _DecayBackend:
+    framework, layout = "keras", "NHWC"
+
+    def build(self) -> keras.Model:
+        return _two_branch_net(n_classes=4, norm="batch")
+
+    def sgd(self, model: keras.Model, lr: float, weight_decay: float) -> keras.optimizers.Optimizer:
+        # Keras subtracts lr * weight_decay * w each step, as torch's SGD does: the same update.
+        return keras.optimizers.SGD(learning_rate=lr, weight_decay=weight_decay or None)
+
+    def fit(self, model: keras.Model, optimizer: Any, train: Any, epochs: int, batch_size: int, seed: int) -> None:
+        _fit(model, (train.inputs, train.y), epochs=epochs, optimizer=optimizer, batch_size=batch_size,
+             seed=seed, progress=False)
+
+    def branch_norms(self, model: keras.Model) -> tuple[float, float]:
+        convs = (model.get_layer("branch_a_conv"), model.get_layer("branch_b_conv"))
+        return tuple(float(np.sqrt(sum((np.asarray(w, np.float64) ** 2).sum() for w in c.get_weights())))
+                     for c in convs)
+
+    def accuracy(self, model: keras.Model, test: Any) -> float:
+        return float((np.argmax(_predict(model, test.inputs), axis=1) == test.y).mean())
+
+
+def run_weight_decay(weight_decay: float, *, lr: float = 0.5, n: int = 1024, epochs: int = 8,
+                     batch_size: int = 64, seed: int = 0, points: int = 4) -> DecayRun:
+    """Plain SGD (`lr`, no momentum) with `weight_decay` on the two-branch net with BatchNorm after
+    the concatenation (scale-1 data, 4 classes, `run_two_branch`'s split), trained in `points`
+    chunks; returns the norms of the branch convs' weights after each chunk (`DecayRun`)."""
+    return run_weight_decay_with(_DecayBackend(), weight_decay, lr=lr, n=n, epochs=epochs,
+                                 batch_size=batch_size, seed=seed, points=points)

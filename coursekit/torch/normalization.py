@@ -14,7 +14,10 @@ Lesson 03 imports it as ``from coursekit.torch import normalization as ckn``:
 - `branch_grad_norms(model, inputs, y)`: how much gradient each branch's parameters get, in
   training mode (where BatchNorm uses batch statistics);
 - `epochs_to_reach(history, threshold)`: the first epoch a metric reaches a threshold;
-- `PLACEMENTS`: the lesson's normalization placements, label -> `run_two_branch` options.
+- `PLACEMENTS`: the lesson's normalization placements, label -> `run_two_branch` options;
+- `fold_batch_norm(conv, bn)`: one Conv2d computing ``bn(conv(x))`` with `bn` in eval mode;
+- `run_weight_decay(weight_decay, ...)`: plain SGD with that weight decay, recording the norm of
+  the scale-invariant weights before BatchNorm (a `coursekit.normalization.DecayRun`).
 
 This module must never import TensorFlow or Keras.
 """
@@ -28,9 +31,10 @@ import torch
 from torch import nn
 
 from ..experiments import FusionRun, api_with, run_two_branch_with
+from ..normalization import DecayRun, fold_scale_shift, run_weight_decay_with
 from . import experiments as _experiments
 from .models import two_branch_net as _two_branch_net
-from .train import _model_device
+from .train import _model_device, fit as _fit, predict as _predict
 
 __all__ = [
     "MOMENTUM_CONVENTION",
@@ -38,8 +42,10 @@ __all__ = [
     "batch_norm_layers",
     "branch_grad_norms",
     "epochs_to_reach",
+    "fold_batch_norm",
     "predict_with_batch_stats",
     "run_two_branch_bn",
+    "run_weight_decay",
     "running_stats",
     "set_bn_momentum",
 ]
@@ -230,3 +236,62 @@ def epochs_to_reach(history: Any, threshold: float, metric: str = "val_accuracy"
     None if it never does: "how fast did it converge", in epochs."""
     values = history[metric]
     return next((i + 1 for i, v in enumerate(values) if v >= threshold), None)
+
+
+def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new ``nn.Conv2d`` that computes ``bn(conv(x))`` with `bn` in eval mode (its running
+    statistics): the kernel scaled per output channel by ``gamma / sqrt(running_var + eps)``, the
+    bias ``(bias - running_mean) * that + beta``. One layer instead of two at inference; the
+    originals are not changed. For training, keep them apart: batch statistics change every step."""
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise TypeError(f"fold_batch_norm folds an nn.BatchNorm2d into the nn.Conv2d before it; received "
+                        f"{type(conv).__name__} and {type(bn).__name__}. Pass (conv, bn) in that order.")
+    if bn.num_features != conv.out_channels:
+        raise ValueError(f"the BatchNorm normalizes {bn.num_features} channels but the conv makes "
+                         f"{conv.out_channels}; fold the BatchNorm that directly follows this conv.")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("this BatchNorm2d keeps no running statistics (track_running_stats=False), so it "
+                         "normalizes with each batch's own at inference too and cannot be folded.")
+    scale, shift = fold_scale_shift(
+        None if conv.bias is None else conv.bias.detach().cpu().numpy(),
+        bn.running_mean.cpu().numpy(), bn.running_var.cpu().numpy(),
+        None if bn.weight is None else bn.weight.detach().cpu().numpy(),
+        None if bn.bias is None else bn.bias.detach().cpu().numpy(), bn.eps)
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
+                       padding_mode=conv.padding_mode)
+    weight = conv.weight.detach().cpu().double() * torch.from_numpy(scale).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        folded.weight.copy_(weight.float())
+        folded.bias.copy_(torch.from_numpy(shift).float())
+    return folded.to(conv.weight.device)
+
+
+class _DecayBackend:
+    framework, layout = "torch", "NCHW"
+
+    def build(self) -> nn.Module:
+        return _two_branch_net(n_classes=4, norm="batch")
+
+    def sgd(self, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)  # no momentum
+
+    def fit(self, model: nn.Module, optimizer: Any, train: Any, epochs: int, batch_size: int, seed: int) -> None:
+        _fit(model, (train.inputs, train.y), epochs=epochs, optimizer=optimizer, batch_size=batch_size,
+             seed=seed, progress=False)
+
+    def branch_norms(self, model: nn.Module) -> tuple[float, float]:
+        convs = (model.branch_a[0], model.branch_b[0])
+        return tuple(float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in c.parameters()))) for c in convs)
+
+    def accuracy(self, model: nn.Module, test: Any) -> float:
+        return float((np.argmax(_predict(model, test.inputs), axis=1) == test.y).mean())
+
+
+def run_weight_decay(weight_decay: float, *, lr: float = 0.5, n: int = 1024, epochs: int = 8,
+                     batch_size: int = 64, seed: int = 0, points: int = 4) -> DecayRun:
+    """Plain SGD (`lr`, no momentum) with `weight_decay` on the two-branch net with BatchNorm after
+    the concatenation (scale-1 data, 4 classes, `run_two_branch`'s split), trained in `points`
+    chunks; returns the norms of the branch convs' weights after each chunk (`DecayRun`)."""
+    return run_weight_decay_with(_DecayBackend(), weight_decay, lr=lr, n=n, epochs=epochs,
+                                 batch_size=batch_size, seed=seed, points=points)
