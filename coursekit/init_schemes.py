@@ -44,6 +44,7 @@ __all__ = [
     "gain",
     "plain_cnn_widths",
     "resolve_draw",
+    "residual_stack_arrays",
 ]
 
 
@@ -236,3 +237,24 @@ def plain_cnn_widths(depth, width, activation, padding) -> list[int]:
             "2 pixels per 3x3 layer and keeps every output's fan_in complete (no zero border)."
         )
     return [int(w) for w in widths]
+
+
+def residual_stack_arrays(depth: int, channels: int, *, seed: int = 0, batch: int = 32, size: int = 16):
+    """The input and conv weights of lesson 05's residual stack, drawn once in NumPy so both twins'
+    `residual_profile` start from the same numbers.
+
+    Returns ``(x, weights)``: `x` is ReLU of a standard normal batch, NCHW ``(batch, channels, size,
+    size)`` (non-negative, like the output of a block before it); `weights` holds one ``(w1, w2)`` pair
+    per block, each in PyTorch's OIHW layout ``(channels, channels, 3, 3)``, He-normal
+    (std sqrt(2 / fan_in), fan_in = 9 * channels)."""
+    import numpy as np  # only this helper needs it; the tables above stay import-light
+
+    for name, value, low in (("depth", depth, 1), ("channels", channels, 1), ("batch", batch, 2), ("size", size, 1)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}; received {value!r}.")
+    rng = np.random.default_rng(seed)
+    x = np.maximum(rng.standard_normal((batch, channels, size, size)), 0).astype(np.float32)
+    std = math.sqrt(2.0 / (9 * channels))
+    weights = [tuple((rng.standard_normal((channels, channels, 3, 3)) * std).astype(np.float32) for _ in range(2))
+               for _ in range(depth)]
+    return x, weights

@@ -20,6 +20,7 @@ CASES = {
     "dense_block": (lambda m: m.DenseBlock(5, 3, 3), (3, 5, 6, 6)),
     "dense_layer": (lambda m: m.DenseLayer(5, 4), (3, 5, 6, 6)),
     "transition": (lambda m: m.Transition(7, 3), (2, 7, 8, 6)),
+    "residual": (lambda m: m.ResidualBlock(5), (2, 5, 6, 6)),
 }
 
 
@@ -118,10 +119,42 @@ def test_concat_fan_in_variance_matches_a_he_initialized_conv():
     assert predicted["share_1"] == pytest.approx(800 / 816)
 
 
+@pytest.mark.parametrize("mod", [tb, kb], ids=["torch", "keras"])
+def test_zero_gamma_residual_block_starts_as_relu_of_its_input(mod):
+    x = rand_nchw(3, 4, 5, 5, seed=3)
+    block = mod.ResidualBlock(4, zero_gamma=True)
+    if mod is tb:
+        block.train()
+        out = to_numpy(block(torch.from_numpy(x)))
+    else:
+        out = nchw(to_numpy(block(nhwc(x), training=True)))
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+    plain = mod.ResidualBlock(4)
+    y = to_numpy(plain(torch.from_numpy(x))) if mod is tb else nchw(to_numpy(plain(nhwc(x), training=True)))
+    assert np.abs(y - np.maximum(x, 0)).max() > 0.1, "with gamma 1 the branch must add something"
+
+
+def test_residual_profile_twins_agree():
+    """Lesson 05's residual stack: the same NumPy-drawn weights in both frameworks give the same
+    numbers (1e-5) at init; after one SGD step through 16 BatchNorms, float32 rounding leaves ~1e-3
+    relative on the smallest gradients, so that case is compared at atol 1e-5."""
+    from coursekit.keras.deepnet import residual_profile as k_profile
+    from coursekit.torch.deepnet import residual_profile as t_profile
+
+    for zero_gamma in (False, True):
+        for steps, atol in ((0, 1e-7), (1, 1e-5)):
+            t = t_profile(8, 4, zero_gamma=zero_gamma, steps=steps, seed=5, batch=8, size=6)
+            k = k_profile(8, 4, zero_gamma=zero_gamma, steps=steps, seed=5, batch=8, size=6)
+            for key in ("forward", "conv_grad", "gamma_grad"):
+                np.testing.assert_allclose(k[key], t[key], rtol=1e-5, atol=atol, err_msg=f"{key} {zero_gamma} {steps}")
+
+
 def test_bad_arguments_name_what_was_received():
     for mod in (tb, kb):
         with pytest.raises(ValueError, match="growth must be a positive int; received 0"):
             mod.DenseBlock(4, 0, 2)
+        with pytest.raises(ValueError, match="channels must be a positive int; received 0"):
+            mod.ResidualBlock(0)
         with pytest.raises(ValueError, match="built for 2 levels; received 1"):
             mod.FPNTopDown([3, 4], 2)([np.zeros((1, 3, 4, 4), "float32")])
     with pytest.raises(ValueError, match="skip must be one of"):

@@ -16,7 +16,8 @@ from keras import layers, ops
 from .align import align_spatial
 from .fusion import BN_EPS, BN_MOMENTUM, _TorchStyleBatchNorm
 
-__all__ = ["InceptionBlock", "DenseLayer", "DenseBlock", "Transition", "FPNTopDown", "FiLM", "GatedFusion"]
+__all__ = ["InceptionBlock", "DenseLayer", "DenseBlock", "Transition", "FPNTopDown", "FiLM", "GatedFusion",
+           "ResidualBlock"]
 
 
 def _positive(name: str, value: int, cls: str) -> int:
@@ -188,3 +189,30 @@ class GatedFusion(layers.Layer):
 
     def call(self, x, c):
         return ops.sigmoid(self.gate(c))[:, None, None, :] * x
+
+
+class ResidualBlock(layers.Layer):
+    """ResNet's basic block (He et al. 2016): 3x3 conv -> BatchNorm -> ReLU -> 3x3 conv -> BatchNorm,
+    added to the input, then ReLU; the convs have no bias, since BatchNorm follows them.
+
+    With `zero_gamma=True` the second BatchNorm's scale starts at 0 (Goyal et al. 2017, Keras'
+    ``gamma_initializer="zeros"``): the residual branch then adds nothing at first and the block
+    computes ReLU(x), the identity on the non-negative maps a previous block hands it."""
+
+    def __init__(self, channels: int, zero_gamma: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        _positive("channels", channels, "ResidualBlock")
+        self.conv1 = _conv(channels, 3, channels, use_bias=False)
+        self.norm1 = _batch_norm(channels)
+        self.conv2 = _conv(channels, 3, channels, use_bias=False)
+        self.norm2 = _batch_norm(channels)
+        if zero_gamma:
+            self.norm2.gamma.assign(ops.zeros_like(self.norm2.gamma))
+
+    def residual(self, x, training=None):
+        """The branch added to the input."""
+        h = ops.relu(self.norm1(self.conv1(x), training=training))
+        return self.norm2(self.conv2(h), training=training)
+
+    def call(self, x, training=None):
+        return ops.relu(x + self.residual(x, training=training))

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics_report import ActivationStats, summarize_values
-from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths
+from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths, residual_stack_arrays
 from . import _tf
+from .blocks import ResidualBlock
 from .diagnostics import _feed, _inputs, activation_stats
 from .init import initialized_layers
 from .train import _as_array, _resolve_loss
@@ -23,7 +24,8 @@ from .train import _as_array, _resolve_loss
 tf, keras = _tf.tf, _tf.keras
 layers = keras.layers
 
-__all__ = ["ACTIVATIONS", "activation_grad_stats", "depth_profile", "grad_unit_spread", "plain_cnn", "unit_spread"]
+__all__ = ["ACTIVATIONS", "activation_grad_stats", "depth_profile", "grad_unit_spread", "plain_cnn", "residual_profile",
+           "unit_spread"]
 
 #: The activations `plain_cnn` accepts.
 ACTIVATIONS = PLAIN_CNN_ACTIVATIONS
@@ -141,3 +143,46 @@ def depth_profile(model: keras.Sequential, x: Any, y: Any = None) -> dict[str, A
     if y is not None:
         backward = np.array([s.std for s in activation_grad_stats(model, x, y, layers=convs)])
     return {"layers": convs, "forward": forward, "backward": backward}
+
+
+def residual_profile(depth: int = 16, channels: int = 8, zero_gamma: bool = False, *, steps: int = 0,
+                     lr: float = 0.1, seed: int = 0, batch: int = 32, size: int = 16) -> dict[str, np.ndarray]:
+    """Lesson 05's residual stack at initialization: `depth` `ResidualBlock`s of `channels` channels
+    (BatchNorm in training mode, as in the first training step), fed the non-negative batch of
+    `init_schemes.residual_stack_arrays` with its He-normal conv weights, so both twins measure the
+    same numbers. `zero_gamma` starts every block's second BatchNorm scale at 0. `steps` plain SGD
+    steps (learning rate `lr`, every parameter) on that loss come first; 0 measures the initialization.
+
+    Returns ``{'forward': array, 'conv_grad': array, 'gamma_grad': array}``, one entry per block:
+    the std of the block's output over the std of the stack's input, and the norms of the gradients
+    of the loss, the mean of the output times a fixed random tensor, with respect to the block's two conv kernels
+    (together) and to its second BatchNorm's scale."""
+    x_np, weights = residual_stack_arrays(depth, channels, seed=seed, batch=batch, size=size)
+    x = tf.constant(x_np.transpose(0, 2, 3, 1))  # NHWC
+    blocks = [ResidualBlock(channels, zero_gamma=zero_gamma) for _ in range(depth)]
+    for block, (w1, w2) in zip(blocks, weights):
+        block.build(x.shape)
+        block.conv1.kernel.assign(w1.transpose(2, 3, 1, 0))  # OIHW -> HWIO
+        block.conv2.kernel.assign(w2.transpose(2, 3, 1, 0))
+    probe = np.random.default_rng(seed + 1).standard_normal((batch, channels, size, size)).astype(np.float32)
+    probe = tf.constant(probe.transpose(0, 2, 3, 1))
+    params = [v for b in blocks for v in b.trainable_variables]
+    kernels = [v for b in blocks for v in (b.conv1.kernel, b.conv2.kernel, b.norm2.gamma)]
+    for step in range(steps + 1):
+        with tf.GradientTape() as tape:
+            h, outs = x, []
+            for block in blocks:
+                h = block(h, training=True)
+                outs.append(h)
+            loss = tf.reduce_mean(h * probe)
+        if step < steps:
+            for v, g in zip(params, tape.gradient(loss, params)):
+                v.assign_sub(lr * g)
+    grads = [keras.ops.convert_to_numpy(g).astype(np.float64) for g in tape.gradient(loss, kernels)]
+    x_std = float(np.std(x_np.astype(np.float64)))
+    return {
+        "forward": np.array([float(np.std(keras.ops.convert_to_numpy(o).astype(np.float64))) / x_std for o in outs]),
+        "conv_grad": np.array([float(np.sqrt((grads[3 * i] ** 2).sum() + (grads[3 * i + 1] ** 2).sum()))
+                               for i in range(depth)]),
+        "gamma_grad": np.array([float(np.linalg.norm(grads[3 * i + 2])) for i in range(depth)]),
+    }

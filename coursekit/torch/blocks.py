@@ -15,7 +15,8 @@ from torch import nn
 
 from .align import align_spatial
 
-__all__ = ["InceptionBlock", "DenseLayer", "DenseBlock", "Transition", "FPNTopDown", "FiLM", "GatedFusion"]
+__all__ = ["InceptionBlock", "DenseLayer", "DenseBlock", "Transition", "FPNTopDown", "FiLM", "GatedFusion",
+           "ResidualBlock"]
 
 
 def _positive(name: str, value: int, cls: str) -> int:
@@ -171,3 +172,29 @@ class GatedFusion(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.gate(c))[:, :, None, None] * x
+
+
+class ResidualBlock(nn.Module):
+    """ResNet's basic block (He et al. 2016): 3x3 conv -> BatchNorm -> ReLU -> 3x3 conv -> BatchNorm,
+    added to the input, then ReLU; the convs have no bias, since BatchNorm follows them.
+
+    With `zero_gamma=True` the second BatchNorm's scale starts at 0 (Goyal et al. 2017, torchvision's
+    ``zero_init_residual``): the residual branch then adds nothing at first and the block computes
+    ReLU(x), the identity on the non-negative maps a previous block hands it."""
+
+    def __init__(self, channels: int, zero_gamma: bool = False):
+        super().__init__()
+        _positive("channels", channels, "ResidualBlock")
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(channels)
+        if zero_gamma:
+            nn.init.zeros_(self.norm2.weight)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch added to the input."""
+        return self.norm2(self.conv2(F.relu(self.norm1(self.conv1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.residual(x))

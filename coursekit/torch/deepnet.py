@@ -18,12 +18,14 @@ import torch
 from torch import nn
 
 from ..diagnostics_report import ActivationStats, summarize_values
-from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths
+from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths, residual_stack_arrays
+from .blocks import ResidualBlock
 from .diagnostics import _eval_mode, _inputs, _target, activation_stats
 from .init import initialized_layers
 from .train import _model_device, _resolve_loss
 
-__all__ = ["ACTIVATIONS", "activation_grad_stats", "depth_profile", "grad_unit_spread", "plain_cnn", "unit_spread"]
+__all__ = ["ACTIVATIONS", "activation_grad_stats", "depth_profile", "grad_unit_spread", "plain_cnn", "residual_profile",
+           "unit_spread"]
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 #: The activations `plain_cnn` accepts.
@@ -145,3 +147,46 @@ def depth_profile(model: nn.Sequential, x: Any, y: Any = None) -> dict[str, Any]
     if y is not None:
         backward = np.array([s.std for s in activation_grad_stats(model, x, y, layers=convs)])
     return {"layers": convs, "forward": forward, "backward": backward}
+
+
+def residual_profile(depth: int = 16, channels: int = 8, zero_gamma: bool = False, *, steps: int = 0,
+                     lr: float = 0.1, seed: int = 0, batch: int = 32, size: int = 16) -> dict[str, np.ndarray]:
+    """Lesson 05's residual stack at initialization: `depth` `ResidualBlock`s of `channels` channels
+    (BatchNorm in training mode, as in the first training step), fed the non-negative batch of
+    `init_schemes.residual_stack_arrays` with its He-normal conv weights, so both twins measure the
+    same numbers. `zero_gamma` starts every block's second BatchNorm scale at 0. `steps` plain SGD
+    steps (learning rate `lr`, every parameter) on that loss come first; 0 measures the initialization.
+
+    Returns ``{'forward': array, 'conv_grad': array, 'gamma_grad': array}``, one entry per block:
+    the std of the block's output over the std of the stack's input, and the norms of the gradients
+    of the loss, the mean of the output times a fixed random tensor, with respect to the block's two conv kernels
+    (together) and to its second BatchNorm's scale."""
+    x_np, weights = residual_stack_arrays(depth, channels, seed=seed, batch=batch, size=size)
+    blocks = [ResidualBlock(channels, zero_gamma=zero_gamma).train() for _ in range(depth)]
+    with torch.no_grad():
+        for block, (w1, w2) in zip(blocks, weights):
+            block.conv1.weight.copy_(torch.from_numpy(w1))
+            block.conv2.weight.copy_(torch.from_numpy(w2))
+    x = torch.from_numpy(x_np)
+    # a fixed random direction of the output: a loss that reaches every unit, with no labels to choose
+    probe = torch.from_numpy(np.random.default_rng(seed + 1).standard_normal(x_np.shape).astype(np.float32))
+    params = [p for b in blocks for p in b.parameters()]
+    for step in range(steps + 1):
+        for p in params:
+            p.grad = None
+        h, outs = x, []
+        for block in blocks:
+            h = block(h)
+            outs.append(h)
+        (h * probe).mean().backward()
+        if step < steps:
+            with torch.no_grad():
+                for p in params:
+                    p -= lr * p.grad
+    x_std = float(x.double().std())
+    return {
+        "forward": np.array([float(o.detach().double().std()) / x_std for o in outs]),
+        "conv_grad": np.array([float(torch.sqrt(b.conv1.weight.grad.double().pow(2).sum()
+                                                + b.conv2.weight.grad.double().pow(2).sum())) for b in blocks]),
+        "gamma_grad": np.array([float(b.norm2.weight.grad.double().norm()) for b in blocks]),
+    }
