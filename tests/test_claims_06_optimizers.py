@@ -196,3 +196,10 @@ def test_overfit_one_batch_rejects_bad_options(fw):
         opt_of(fw).overfit_one_batch(bug="softmax")
     with pytest.raises(ValueError, match="steps must be an int >= 1; received 0"):
         opt_of(fw).overfit_one_batch(steps=0)
+
+
+def test_four_pixels_are_zero_in_every_training_image():
+    """"Four of the 64 pixels are 0 in every training image": the same 1024 images at both run sizes."""
+    data = linear_digits(STEPS)
+    assert len(data.dead) == 4 and data.x.shape == (1024, 64), data.dead
+    assert (data.x[:, data.dead] == 0).all() and (data.x[:, np.setdiff1d(np.arange(64), data.dead)].max(0) > 0).all()
