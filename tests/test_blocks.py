@@ -171,8 +171,8 @@ def test_the_frameworks_own_zero_gamma_switches_do_what_lesson_05_says():
 
     net = torchvision.models.resnet18(weights=None, zero_init_residual=True)
     blocks = [b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer]
-    assert blocks and all(float(b.bn2.weight.abs().max()) == 0.0 for b in blocks)
-    assert all(float(b.bn1.weight.abs().min()) == 1.0 for b in blocks)  # only the last BN of each block
+    assert blocks and all(float(b.bn2.weight.detach().abs().max()) == 0.0 for b in blocks)
+    assert all(float(b.bn1.weight.detach().abs().min()) == 1.0 for b in blocks)  # only the last BN of each block
     bn = keras.layers.BatchNormalization(gamma_initializer="zeros")
     bn.build((None, 4, 4, 3))
     np.testing.assert_array_equal(bn.gamma.numpy(), np.zeros(3, np.float32))
