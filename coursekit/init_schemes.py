@@ -45,6 +45,8 @@ __all__ = [
     "plain_cnn_widths",
     "resolve_draw",
     "residual_stack_arrays",
+    "residual_stack_probe",
+    "residual_stack_summary",
 ]
 
 
@@ -258,3 +260,37 @@ def residual_stack_arrays(depth: int, channels: int, *, seed: int = 0, batch: in
     weights = [tuple((rng.standard_normal((channels, channels, 3, 3)) * std).astype(np.float32) for _ in range(2))
                for _ in range(depth)]
     return x, weights
+
+
+def residual_stack_probe(shape: tuple[int, ...], *, seed: int = 0):
+    """The fixed random direction that lesson 05's residual stack is probed along: the loss is the
+    mean of the stack's output times this tensor, a loss that reaches every unit with no labels to
+    choose. NCHW `shape` (``x.shape`` of `residual_stack_arrays`), float32, drawn from ``seed + 1``
+    so it differs from the input."""
+    import numpy as np
+
+    return np.random.default_rng(seed + 1).standard_normal(tuple(shape)).astype(np.float32)
+
+
+def residual_stack_summary(x, outputs, conv_grads, gamma_grads) -> dict:
+    """What both twins' `residual_profile` return, computed in NumPy (float64) from arrays.
+
+    `x` is the stack's input and `outputs` each block's output (any layout: only their spread is
+    used); `conv_grads` holds one ``(grad_conv1, grad_conv2)`` pair per block and `gamma_grads` the
+    gradient of each block's second BatchNorm scale. Returns ``{'forward', 'conv_grad',
+    'gamma_grad'}``: the std of each block's output over the std of the input, and the gradient
+    norms (the two convs' kernels together)."""
+    import numpy as np
+
+    def std(a) -> float:
+        return float(np.std(np.asarray(a, dtype=np.float64)))
+
+    def norm(*arrays) -> float:
+        return float(np.sqrt(sum(float((np.asarray(a, dtype=np.float64) ** 2).sum()) for a in arrays)))
+
+    x_std = std(x)
+    return {
+        "forward": np.array([std(o) / x_std for o in outputs]),
+        "conv_grad": np.array([norm(g1, g2) for g1, g2 in conv_grads]),
+        "gamma_grad": np.array([norm(g) for g in gamma_grads]),
+    }

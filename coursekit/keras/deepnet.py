@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics_report import ActivationStats, summarize_values
-from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths, residual_stack_arrays
+from ..init_schemes import (PLAIN_CNN_ACTIVATIONS, plain_cnn_widths, residual_stack_arrays, residual_stack_probe,
+                            residual_stack_summary)
 from . import _tf
 from .blocks import ResidualBlock
 from .diagnostics import _feed, _inputs, activation_stats
@@ -164,8 +165,7 @@ def residual_profile(depth: int = 16, channels: int = 8, zero_gamma: bool = Fals
         block.build(x.shape)
         block.conv1.kernel.assign(w1.transpose(2, 3, 1, 0))  # OIHW -> HWIO
         block.conv2.kernel.assign(w2.transpose(2, 3, 1, 0))
-    probe = np.random.default_rng(seed + 1).standard_normal((batch, channels, size, size)).astype(np.float32)
-    probe = tf.constant(probe.transpose(0, 2, 3, 1))
+    probe = tf.constant(residual_stack_probe(x_np.shape, seed=seed).transpose(0, 2, 3, 1))
     params = [v for b in blocks for v in b.trainable_variables]
     kernels = [v for b in blocks for v in (b.conv1.kernel, b.conv2.kernel, b.norm2.gamma)]
     for step in range(steps + 1):
@@ -178,11 +178,7 @@ def residual_profile(depth: int = 16, channels: int = 8, zero_gamma: bool = Fals
         if step < steps:
             for v, g in zip(params, tape.gradient(loss, params)):
                 v.assign_sub(lr * g)
-    grads = [keras.ops.convert_to_numpy(g).astype(np.float64) for g in tape.gradient(loss, kernels)]
-    x_std = float(np.std(x_np.astype(np.float64)))
-    return {
-        "forward": np.array([float(np.std(keras.ops.convert_to_numpy(o).astype(np.float64))) / x_std for o in outs]),
-        "conv_grad": np.array([float(np.sqrt((grads[3 * i] ** 2).sum() + (grads[3 * i + 1] ** 2).sum()))
-                               for i in range(depth)]),
-        "gamma_grad": np.array([float(np.linalg.norm(grads[3 * i + 2])) for i in range(depth)]),
-    }
+    grads = [keras.ops.convert_to_numpy(g) for g in tape.gradient(loss, kernels)]
+    return residual_stack_summary(x_np, [keras.ops.convert_to_numpy(o) for o in outs],
+                                  [(grads[3 * i], grads[3 * i + 1]) for i in range(depth)],
+                                  [grads[3 * i + 2] for i in range(depth)])

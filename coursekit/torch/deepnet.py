@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from ..diagnostics_report import ActivationStats, summarize_values
-from ..init_schemes import PLAIN_CNN_ACTIVATIONS, plain_cnn_widths, residual_stack_arrays
+from ..init_schemes import (PLAIN_CNN_ACTIVATIONS, plain_cnn_widths, residual_stack_arrays, residual_stack_probe,
+                            residual_stack_summary)
 from .blocks import ResidualBlock
 from .diagnostics import _eval_mode, _inputs, _target, activation_stats
 from .init import initialized_layers
@@ -168,8 +169,7 @@ def residual_profile(depth: int = 16, channels: int = 8, zero_gamma: bool = Fals
             block.conv1.weight.copy_(torch.from_numpy(w1))
             block.conv2.weight.copy_(torch.from_numpy(w2))
     x = torch.from_numpy(x_np)
-    # a fixed random direction of the output: a loss that reaches every unit, with no labels to choose
-    probe = torch.from_numpy(np.random.default_rng(seed + 1).standard_normal(x_np.shape).astype(np.float32))
+    probe = torch.from_numpy(residual_stack_probe(x_np.shape, seed=seed))
     params = [p for b in blocks for p in b.parameters()]
     for step in range(steps + 1):
         for p in params:
@@ -183,10 +183,7 @@ def residual_profile(depth: int = 16, channels: int = 8, zero_gamma: bool = Fals
             with torch.no_grad():
                 for p in params:
                     p -= lr * p.grad
-    x_std = float(x.double().std())
-    return {
-        "forward": np.array([float(o.detach().double().std()) / x_std for o in outs]),
-        "conv_grad": np.array([float(torch.sqrt(b.conv1.weight.grad.double().pow(2).sum()
-                                                + b.conv2.weight.grad.double().pow(2).sum())) for b in blocks]),
-        "gamma_grad": np.array([float(b.norm2.weight.grad.double().norm()) for b in blocks]),
-    }
+    return residual_stack_summary(
+        x_np, [o.detach().numpy() for o in outs],
+        [(b.conv1.weight.grad.numpy(), b.conv2.weight.grad.numpy()) for b in blocks],
+        [b.norm2.weight.grad.numpy() for b in blocks])
