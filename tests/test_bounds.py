@@ -160,6 +160,11 @@ def test_a_kernel_stalled_at_its_memory_limit_is_told_it_was_memory(tmp_path):
     (v1 / "memory.failcnt").write_text("12\n")
     (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 5\noom 0\noom_kill 0\n")
     assert old.reached_memory_limit() and new.reached_memory_limit()
+    # reaching the limit is not being killed for it: only an oom_kill count says that
+    assert not new.oom_killed()
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n")
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert new.oom_killed() and old.oom_killed()
 
     ex = BoundedExecute(memory_limit_mb=3072)
     ex._killed_for_memory = threading.Event()  # per-notebook state, made by preprocess()

@@ -242,40 +242,33 @@ class _Cgroup:
                 pass
         return sorted(out)
 
-    def oom_killed(self) -> bool:
-        """Whether the OS stopped a process of this group for memory."""
-        name = "memory.events" if self.v2 else "memory.oom_control"
+    def _count(self, name: str, key: str | None = None) -> int:
+        """A counter of this group's memory controller: the number in file `name`, or the value of
+        line `key` in a flat-keyed file such as memory.events; 0 when the file or line is absent."""
         try:
             text = (self.dirs[0] / name).read_text()
         except OSError:
-            return False
+            return 0
+        if key is None:
+            return int(text) if text.strip().isdigit() else 0
         for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
-                return True
-        if not self.v2:  # old kernels have no oom_kill line: the limit was hit and the process is gone
-            try:
-                return int((self.dirs[0] / "memory.failcnt").read_text()) > 0 and not self.pids()
-            except (OSError, ValueError):
-                return False
-        return False
+            k, _, value = line.partition(" ")
+            if k == key and value.strip().isdigit():
+                return int(value)
+        return 0
+
+    def oom_killed(self) -> bool:
+        """Whether the OS stopped a process of this group for memory."""
+        if self._count("memory.events" if self.v2 else "memory.oom_control", "oom_kill") > 0:
+            return True
+        # old kernels have no oom_kill line: the limit was hit and the process is gone
+        return not self.v2 and self._count("memory.failcnt") > 0 and not self.pids()
 
     def reached_memory_limit(self) -> bool:
         """Whether the group's memory use has touched its limit. Near the limit the OS reclaims pages
         before it kills, and a kernel doing that can stall for longer than a cell's time limit, so a
         stalled kernel that reached the limit was stopped by its memory use, not by its CPU time."""
-        name, key = ("memory.events", "max") if self.v2 else ("memory.failcnt", None)
-        try:
-            text = (self.dirs[0] / name).read_text()
-        except OSError:
-            return False
-        if key is None:
-            return text.strip().isdigit() and int(text) > 0
-        for line in text.splitlines():
-            k, _, value = line.partition(" ")
-            if k == key and value.strip().isdigit() and int(value) > 0:
-                return True
-        return False
+        return (self._count("memory.events", "max") if self.v2 else self._count("memory.failcnt")) > 0
 
     def kill(self) -> None:
         for _ in range(5):  # a process may fork while we kill: repeat until the group is empty
