@@ -206,15 +206,18 @@ def test_history_keys_match_across_frameworks(digits):
     ]
 
 
-def test_keras_validation_matches_keras_own_every_epoch():
+def test_keras_validation_matches_keras_own_every_epoch(monkeypatch):
     """keras fit validates with its own compiled pass (Keras' per-epoch evaluate() set-up was a
     third of a small run); each epoch's val_* must equal what Keras' validation_data computes on
     the same weights: a two-input model, a ragged last batch (100 = 3 x 32 + 4), and cross-entropy
     and one-hot (categorical accuracy, MSE) targets."""
-    from coursekit.keras import _tf
+    from coursekit.keras import _tf, train as keras_train
     from coursekit.keras.models import two_branch_net
     from coursekit.keras.train import fit
 
+    # the callback goes on the model's own fit: train it there, not on a reused stand-in (whose
+    # validation is the same _Validation, tests/test_keras_reuse.py)
+    monkeypatch.setattr(keras_train, "REUSE_TRACES", False)
     keras = _tf.keras
     data = make_two_branch(n=300, scale=3.0, layout="NHWC", seed=2)
     train, val = (data.inputs[0][:200], data.inputs[1][:200]), (data.inputs[0][200:], data.inputs[1][200:])

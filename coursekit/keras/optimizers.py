@@ -17,12 +17,18 @@ tf, keras = _tf.tf, _tf.keras
 __all__ = ["overfit_one_batch", "run_optimizer"]
 
 
+def _linear(w0: np.ndarray):
+    """The classifier's kernel and bias as variables: `w0` (classes, inputs) in Keras' Dense layout
+    (inputs, classes), bias zero."""
+    return (keras.Variable(w0.T.copy(), name="kernel"),
+            keras.Variable(np.zeros(w0.shape[0], np.float32), name="bias"))
+
+
 class _Backend:
     """Keras' Adam and AdamW on the linear digits classifier (float32, TensorFlow backend)."""
 
     def train(self, data: LinearDigits, decay: str, lr: float, weight_decay: float, lr_at: list[float]):
-        w = keras.Variable(data.w0.T.copy(), name="kernel")  # Keras' Dense layout: (inputs, classes)
-        b = keras.Variable(np.zeros(data.w0.shape[0], np.float32), name="bias")
+        w, b = _linear(data.w0)
         if decay == "decoupled":
             opt = keras.optimizers.AdamW(learning_rate=lr, epsilon=EPSILON, weight_decay=weight_decay)
         elif decay == "framework":  # Keras 3 applies any optimizer's weight_decay decoupled, as AdamW does
@@ -54,8 +60,7 @@ class _Backend:
         return w_np.T, b_np, np.array(ratios), np.array(losses), data.x_test @ w_np + b_np
 
     def train_one_batch(self, x, y, w0, lr, steps, frozen):
-        w = keras.Variable(w0.T.copy(), name="kernel")
-        b = keras.Variable(np.zeros(w0.shape[0], np.float32), name="bias")
+        w, b = _linear(w0)
         trained = [b] if frozen else [w, b]  # the bug: a layer left frozen
         opt = keras.optimizers.Adam(learning_rate=lr, epsilon=EPSILON)
         opt.build(trained)

@@ -9,7 +9,11 @@ import PyTorch.
 
 from __future__ import annotations
 
+import json
+import random
+import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -175,11 +179,6 @@ class _Validation:
     """
 
     def __init__(self, model: keras.Model, data: Any, batch_size: int, loss_obj: Any, metric: Any) -> None:
-        x, y = data
-        xs = x if isinstance(x, list) else [x]
-        n = int(y.shape[0])
-        self.batches = [([a[i : i + batch_size] for a in xs], y[i : i + batch_size]) for i in range(0, n, batch_size)]
-        self.n = n
         self.metric = metric
 
         def step(inputs, y):  # one compiled call per batch: forward, loss and metric update
@@ -189,6 +188,17 @@ class _Validation:
             return loss_obj(y, out)
 
         self.step = tf.function(step, reduce_retracing=True)
+        self.batches: list = []
+        self.n = 0
+        self.set_data(data, batch_size)
+
+    def set_data(self, data: Any, batch_size: int) -> None:
+        """Validate on `data` from now on (the compiled step stays: `_Trainer` reuses it)."""
+        x, y = data
+        xs = x if isinstance(x, list) else [x]
+        n = int(y.shape[0])
+        self.batches = [([a[i : i + batch_size] for a in xs], y[i : i + batch_size]) for i in range(0, n, batch_size)]
+        self.n = n
 
     def __call__(self) -> dict[str, float]:
         if self.metric is not None:
@@ -223,6 +233,125 @@ class _Collect(keras.callbacks.Callback):
         self.history.append(values, time.perf_counter() - self._start)
         self.bar.set_postfix({k: _short(v) for k, v in values.items()}, refresh=False)
         self.bar.update(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Reusing traced train steps
+# --------------------------------------------------------------------------------------------
+
+#: Whether `fit` reuses one compiled stand-in per architecture (see `_Trainer`). False: every fit
+#: compiles and traces anew, as a plain ``model.compile(); model.fit()`` does (bench/keras_reuse.py
+#: and tests/test_keras_reuse.py compare the two).
+REUSE_TRACES = True
+_MAX_TRAINERS = 32
+_TRAINERS: OrderedDict[tuple, _Trainer | None] = OrderedDict()  # None: this architecture is not cloned faithfully
+# Modules whose layers, activations and regularizers are pure functions of their config. A class or
+# function written in a notebook may read state its config does not hold, so it is never shared.
+_TRUSTED = frozenset(sys.stdlib_module_names) | {"keras", "coursekit", "tensorflow", "numpy", "ml_dtypes", "optree"}
+
+
+def _trusted(value: Any) -> bool:
+    module = getattr(value, "__module__", None) if callable(value) else type(value).__module__
+    return module is None or module.split(".")[0] in _TRUSTED
+
+
+def _architecture_key(model: keras.Model) -> str | None:
+    """A text that two models share exactly when one traced train step fits both: the model's
+    config with layer names replaced by their position, each layer's class and plain public
+    attributes. None for models that are not functional or Sequential, or hold a class, function
+    or ``Lambda`` defined outside Keras and coursekit."""
+    cls = type(model)
+    if cls.__module__.split(".")[0] != "keras" or cls.__name__ not in ("Functional", "Sequential"):
+        return None
+    try:
+        all_layers = list(model._flatten_layers(include_self=False, recursive=True))
+        text = json.dumps(model.get_config(), sort_keys=True, default=repr)
+    except Exception:  # an unserializable layer: train it the plain way
+        return None
+    parts = []
+    for i, layer in enumerate(all_layers):
+        if not _trusted(layer) or isinstance(layer, keras.layers.Lambda):
+            return None
+        plain = {}
+        for name, value in vars(layer).items():
+            values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            if not all(_trusted(v) for v in values):
+                return None
+            if not name.startswith("_") and name != "name" and isinstance(value, (bool, int, float, str, type(None))):
+                plain[name] = value
+        parts.append(f"{type(layer).__module__}.{type(layer).__qualname__}{sorted(plain.items())}")
+        text = text.replace(json.dumps(layer.name), f'"#{i}"')
+    return text.replace(json.dumps(model.name), '"#model"') + "|" + "|".join(parts)
+
+
+class _Trainer:
+    """A compiled clone of a model whose traced train step serves every later `fit` of a model
+    of the same architecture with the same optimizer, loss and metric.
+
+    Keras traces a new train step for every model it compiles, about 0.4 s on a CPU: a third to
+    half of a small two-branch run, and the lessons train dozens of fresh models of a few
+    architectures. So `fit` copies the fresh model's variables into the stand-in, puts its
+    optimizer back to its state right after building (learning rate set to the new one), trains
+    it with Keras' own ``model.fit``, and copies the variables back: the same operations on the
+    same numbers as compiling the fresh model (tests/test_keras_reuse.py checks they agree)."""
+
+    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, loss_obj: Any,
+                 compile_metrics: list, val_metric: Any) -> None:
+        state = random.getstate()  # building the clone draws initializer seeds: give them back
+        try:
+            self.model = keras.models.clone_model(model)
+        finally:
+            random.setstate(state)
+        self.model.compile(optimizer=optimizer, loss=loss_obj, metrics=compile_metrics)
+        optimizer.build(self.model.trainable_variables)
+        self.fresh_optimizer = [v.numpy() for v in optimizer.variables]
+        self.loss_obj, self.val_metric = loss_obj, val_metric
+        self.validation: _Validation | None = None
+
+    def fits(self, model: keras.Model) -> bool:
+        mine, theirs = self.model.variables, model.variables
+        return len(mine) == len(theirs) and all(
+            tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype for a, b in zip(mine, theirs))
+
+    def load(self, model: keras.Model, lr: float) -> None:
+        """Start from `model`'s variables and a freshly built optimizer with learning rate `lr`."""
+        for mine, theirs in zip(self.model.variables, model.variables):
+            mine.assign(theirs)
+        for variable, value in zip(self.model.optimizer.variables, self.fresh_optimizer):
+            variable.assign(value)
+        self.model.optimizer.learning_rate = lr
+
+    def validate_on(self, data: Any, batch_size: int) -> _Validation:
+        if self.validation is None:
+            self.validation = _Validation(self.model, data, batch_size, self.loss_obj, self.val_metric)
+        else:
+            self.validation.set_data(data, batch_size)
+        return self.validation
+
+    def unload(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, loss_obj: Any,
+               compile_metrics: list) -> None:
+        """Give `model` the trained variables, compiled with `optimizer` in the state training left."""
+        for theirs, mine in zip(model.variables, self.model.variables):
+            theirs.assign(mine)
+        model.compile(optimizer=optimizer, loss=loss_obj, metrics=compile_metrics)
+        optimizer.build(model.trainable_variables)
+        for variable, value in zip(optimizer.variables, self.model.optimizer.variables):
+            variable.assign(value)
+
+
+def _trainer_for(model: keras.Model, key: tuple, make: Callable[[], _Trainer]) -> _Trainer | None:
+    """The stand-in for `key` (made by `make` at the first fit), or None where a clone is not a
+    faithful copy: a sublayer's setting that its parent's config does not carry (e.g. the momentum
+    `set_bn_momentum` gives a BatchNorm inside a fusion layer) is lost by cloning, so the clone's
+    own key must be the model's."""
+    if key not in _TRAINERS:
+        trainer = make()
+        _TRAINERS[key] = trainer if _architecture_key(trainer.model) == key[0] else None
+        while len(_TRAINERS) > _MAX_TRAINERS:
+            _TRAINERS.popitem(last=False)
+    _TRAINERS.move_to_end(key)
+    trainer = _TRAINERS[key]
+    return trainer if trainer is not None and trainer.fits(model) else None
 
 
 def fit(
@@ -260,6 +389,11 @@ def fit(
     rate, so it steps every batch (with a ready optimizer, build it with the schedule
     yourself).
 
+    A functional or Sequential model built from Keras and coursekit layers trains on a compiled
+    stand-in of its architecture kept from an earlier `fit` (then copied back), so Keras traces
+    the train step once per architecture, optimizer and loss instead of once per model; the
+    numbers are those of a fresh compile (`REUSE_TRACES`, tests/test_keras_reuse.py).
+
     Runs ``model.fit(..., verbose=0)`` under ``tf.device(device)`` when `device` is given
     (e.g. 'CPU:0'). A progress bar over epochs goes to stdout (nbgrader fails cells that
     write to stderr); it is off with `progress=False` and while nbgrader executes the
@@ -291,6 +425,7 @@ def fit(
         _check_pair(val, "val")
         val_data = _split_xy(val, "val")
 
+    trainer = None
     if optimizer is None:
         if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
             raise ValueError(
@@ -314,11 +449,24 @@ def fit(
         loss_name, loss_obj = _resolve_loss(loss)
         opt = _make_optimizer(optimizer, schedule if schedule is not None else lr)
         compile_metrics = [_accuracy_metric(loss_name, y_probe)] if "accuracy" in metrics else []
-        model.compile(optimizer=opt, loss=loss_obj, metrics=compile_metrics)
-        if model.built and not opt.built:
-            # Keras builds the optimizer while tracing the first train step, and a tf.function that
-            # creates variables is traced twice: building it now saves that second trace (~0.3 s a fit).
-            opt.build(model.trainable_variables)
+        reusable = (REUSE_TRACES and isinstance(optimizer, str) and schedule is None and train_y is not None
+                    and loss_name != "custom" and not _is_dataset(val_data) and model.built)
+        key = _architecture_key(model) if reusable else None
+        if key is not None:
+            def make() -> _Trainer:  # its own optimizer, loss and metrics: the stand-in keeps them
+                accuracy = "accuracy" in metrics
+                return _Trainer(model, _make_optimizer(optimizer, lr), _resolve_loss(loss)[1],
+                                [_accuracy_metric(loss_name, y_probe)] if accuracy else [],
+                                _accuracy_metric(loss_name, y_probe) if accuracy else None)
+
+            metric_kind = type(compile_metrics[0]).__name__ if compile_metrics else None
+            trainer = _trainer_for(model, (key, optimizer.lower(), loss_name, metric_kind, device), make)
+        if trainer is None:
+            model.compile(optimizer=opt, loss=loss_obj, metrics=compile_metrics)
+            if model.built and not opt.built:
+                # Keras builds the optimizer while tracing the first train step, and a tf.function that
+                # creates variables is traced twice: building it now saves that second trace (~0.3 s a fit).
+                opt.build(model.trainable_variables)
 
     if train_y is not None and shuffle:
         fit_args = {"x": _shuffled_dataset(train_x, train_y, batch_size, seed), "shuffle": False}
@@ -327,7 +475,9 @@ def fit(
     else:
         fit_args = {"x": train_x, "shuffle": False}  # Keras warns if shuffle=True meets a Dataset
     validate = None
-    if val_data is not None and optimizer is not None and not _is_dataset(val_data):
+    if val_data is not None and optimizer is not None and not _is_dataset(val_data) and trainer is not None:
+        validate = trainer.validate_on(val_data, batch_size)
+    elif val_data is not None and optimizer is not None and not _is_dataset(val_data):
         # array validation data with fit's own loss: validated by coursekit (see _Validation)
         val_metric = _accuracy_metric(loss_name, y_probe) if "accuracy" in metrics else None  # as compiled
         validate = _Validation(model, val_data, batch_size, loss_obj, val_metric)
@@ -341,14 +491,20 @@ def fit(
     history = History()
     bar = _progress(epochs, progress)
     callbacks = [_Collect(history, keys, bar, validate)]
+    trained = model
+    if trainer is not None:
+        trainer.load(model, lr)
+        trained = trainer.model
     try:
         if device is None:
-            model.fit(epochs=epochs, verbose=0, callbacks=callbacks, **fit_args)
+            trained.fit(epochs=epochs, verbose=0, callbacks=callbacks, **fit_args)
         else:
             with tf.device(device):
-                model.fit(epochs=epochs, verbose=0, callbacks=callbacks, **fit_args)
+                trained.fit(epochs=epochs, verbose=0, callbacks=callbacks, **fit_args)
     finally:
         bar.close()
+        if trainer is not None:  # also after an interrupt: the model keeps what training reached
+            trainer.unload(model, opt, loss_obj, compile_metrics)
     return history
 
 

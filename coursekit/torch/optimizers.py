@@ -16,12 +16,16 @@ from ..optimizers import EPSILON, LinearDigits, OptimRun, OverfitRun, overfit_on
 __all__ = ["overfit_one_batch", "run_optimizer"]
 
 
+def _linear(w0: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's weight (a copy of `w0`, (classes, inputs)) and zero bias, both trainable."""
+    return torch.tensor(w0, requires_grad=True), torch.zeros(w0.shape[0], requires_grad=True)
+
+
 class _Backend:
     """PyTorch's Adam and AdamW on the linear digits classifier (float32, CPU)."""
 
     def train(self, data: LinearDigits, decay: str, lr: float, weight_decay: float, lr_at: list[float]):
-        w = torch.tensor(data.w0, requires_grad=True)
-        b = torch.zeros(data.w0.shape[0], requires_grad=True)
+        w, b = _linear(data.w0)
         if decay == "decoupled":
             opt = torch.optim.AdamW([w, b], lr=lr, eps=EPSILON, weight_decay=weight_decay)
         elif decay == "framework":  # torch's Adam adds weight_decay * param to the gradient: an L2 penalty
@@ -47,8 +51,7 @@ class _Backend:
         return w.detach().numpy(), b.detach().numpy(), np.array(ratios), np.array(losses), logits.numpy()
 
     def train_one_batch(self, x, y, w0, lr, steps, frozen):
-        w = torch.tensor(w0, requires_grad=True)
-        b = torch.zeros(w0.shape[0], requires_grad=True)
+        w, b = _linear(w0)
         w.requires_grad_(not frozen)  # the bug: a layer left frozen
         opt = torch.optim.Adam([b] if frozen else [w, b], lr=lr, eps=EPSILON)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
