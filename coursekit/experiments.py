@@ -135,6 +135,54 @@ def run_two_branch_with(
     )
 
 
+@dataclass
+class BranchCurve:
+    """How fast a two-branch net learns branch A's half: the test accuracy on the A-carried samples
+    after each epoch of one run (`branch_a_curve`). With branch B on a larger scale this is the half
+    that drowns, so the steps it needs measure what the scale gap costs at any budget."""
+
+    scale: float
+    seed: int
+    steps_per_epoch: int
+    accuracy_a: list[float]
+
+    @property
+    def steps(self) -> list[int]:
+        """The training steps done at the end of each epoch."""
+        return [(i + 1) * self.steps_per_epoch for i in range(len(self.accuracy_a))]
+
+    def steps_to(self, threshold: float = 0.9) -> int | None:
+        """Training steps until branch A's half first reaches `threshold` test accuracy (checked
+        after each epoch), or None when the run ends first: "not within the budget", not "never"."""
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold is an accuracy in (0, 1]; received {threshold!r}. Example: steps_to(0.9).")
+        return next((step for step, acc in zip(self.steps, self.accuracy_a) if acc >= threshold), None)
+
+    def describe(self, threshold: float = 0.9) -> str:
+        """One line: when branch A's half reached `threshold`, or how far it got."""
+        reached = self.steps_to(threshold)
+        if reached is not None:
+            return f"x{self.scale:<5g} branch A's half reaches {threshold:.0%} after {reached} steps"
+        return (f"x{self.scale:<5g} branch A's half is at {self.accuracy_a[-1]:.1%} after {self.steps[-1]} steps: "
+                f"{threshold:.0%} not reached within this budget")
+
+
+def branch_a_curve_with(api: Any, layout: str, *, scale: float = 100.0, n: int = 1024, epochs: int = 8,
+                        batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> BranchCurve:
+    """The body of both halves' `branch_a_curve`: `api` as for `run_two_branch_with`. The same data,
+    split, initial weights and batches as `run_two_branch` (validation does not change training), so
+    after `epochs` of ``run_two_branch`` its accuracy on the A half is this curve's value there."""
+    data = make_two_branch(n=n, scale=scale, n_classes=4, layout=layout, seed=0)
+    train, test = data.split(0.25, seed=0)
+    a_half = test.carrier == 0
+    seed_everything(seed)
+    model = api.two_branch_net(n_classes=data.n_classes)
+    history = api.fit(model, (train.inputs, train.y), ([x[a_half] for x in test.inputs], test.y[a_half]),
+                      epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False)
+    return BranchCurve(scale=float(scale), seed=seed, steps_per_epoch=-(-len(train.y) // batch_size),
+                       accuracy_a=[float(v) for v in history["val_accuracy"]])
+
+
 def fusion_weights(layer: Any) -> np.ndarray | None:
     """The per-branch weights a weighting fusion layer applies (its ``branch_weights()``), or
     None for a layer without them."""

@@ -15,6 +15,7 @@ from .history import History, LRRangeResult
 
 __all__ = [
     "plot_activation_histograms",
+    "plot_branch_curves",
     "plot_branch_report",
     "plot_gradient_flow",
     "plot_history",
@@ -197,6 +198,29 @@ def plot_lr_range(result: LRRangeResult, show_raw: bool = True):
     ax.set_ylabel("loss")
     ax.set_title("LR range test", fontsize=10)
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_branch_curves(curves: Sequence[Any], budget: int | None = None, threshold: float = 0.9,
+                       title: str = "branch A's half: test accuracy against training steps"):
+    """Branch A's test accuracy against training steps, one line per `BranchCurve` (labelled by its
+    scale), with the `threshold` as a dotted line and, if given, the run's `budget` in steps as a
+    dashed one."""
+    import matplotlib.pyplot as plt
+
+    curves = list(curves)
+    if not curves or not all(hasattr(c, "accuracy_a") and hasattr(c, "steps") for c in curves):
+        raise TypeError("plot_branch_curves expects a non-empty list of BranchCurve (from branch_a_curve); "
+                        f"received {[type(c).__name__ for c in curves] or curves!r}.")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for c in curves:
+        ax.plot(c.steps, c.accuracy_a, marker=".", label=f"x{c.scale:g}")
+    ax.axhline(threshold, color="grey", linestyle=":", linewidth=1)
+    if budget is not None:
+        ax.axvline(budget, color="black", linestyle="--", linewidth=1, label=f"the run's budget ({budget} steps)")
+    ax.set(xlabel="training steps", ylabel="test accuracy on branch A's half", ylim=(0, 1.02), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
