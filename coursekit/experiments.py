@@ -145,6 +145,11 @@ class BranchCurve:
     seed: int
     steps_per_epoch: int
     accuracy_a: list[float]
+    label: str = ""  # what differs between the curves of one figure; "x<scale>" when empty
+
+    @property
+    def name(self) -> str:
+        return self.label or f"x{self.scale:g}"
 
     @property
     def steps(self) -> list[int]:
@@ -162,25 +167,27 @@ class BranchCurve:
         """One line: when branch A's half reached `threshold`, or how far it got."""
         reached = self.steps_to(threshold)
         if reached is not None:
-            return f"x{self.scale:<5g} branch A's half reaches {threshold:.0%} after {reached} steps"
-        return (f"x{self.scale:<5g} branch A's half is at {self.accuracy_a[-1]:.1%} after {self.steps[-1]} steps: "
+            return f"{self.name:<6} branch A's half reaches {threshold:.0%} after {reached} steps"
+        return (f"{self.name:<6} branch A's half is at {self.accuracy_a[-1]:.1%} after {self.steps[-1]} steps: "
                 f"{threshold:.0%} not reached within this budget")
 
 
-def branch_a_curve_with(api: Any, layout: str, *, scale: float = 100.0, n: int = 1024, epochs: int = 8,
+def branch_a_curve_with(api: Any, layout: str, *, scale: float = 100.0, norm: str | None = None,
+                        branch_norm: str | None = None, label: str = "", n: int = 1024, epochs: int = 8,
                         batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> BranchCurve:
     """The body of both halves' `branch_a_curve`: `api` as for `run_two_branch_with`. The same data,
-    split, initial weights and batches as `run_two_branch` (validation does not change training), so
-    after `epochs` of ``run_two_branch`` its accuracy on the A half is this curve's value there."""
+    split, initial weights and batches as `run_two_branch` with the same `norm` / `branch_norm`
+    (validation does not change training), so after `epochs` of ``run_two_branch`` its accuracy on
+    the A half is this curve's value there."""
     data = make_two_branch(n=n, scale=scale, n_classes=4, layout=layout, seed=0)
     train, test = data.split(0.25, seed=0)
     a_half = test.carrier == 0
     seed_everything(seed)
-    model = api.two_branch_net(n_classes=data.n_classes)
+    model = api.two_branch_net(n_classes=data.n_classes, norm=norm, branch_norm=branch_norm)
     history = api.fit(model, (train.inputs, train.y), ([x[a_half] for x in test.inputs], test.y[a_half]),
                       epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False)
     return BranchCurve(scale=float(scale), seed=seed, steps_per_epoch=-(-len(train.y) // batch_size),
-                       accuracy_a=[float(v) for v in history["val_accuracy"]])
+                       accuracy_a=[float(v) for v in history["val_accuracy"]], label=label)
 
 
 def fusion_weights(layer: Any) -> np.ndarray | None:

@@ -206,7 +206,7 @@ def plot_lr_range(result: LRRangeResult, show_raw: bool = True):
 def plot_branch_curves(curves: Sequence[Any], budget: int | None = None, threshold: float = 0.9,
                        title: str = "branch A's half: test accuracy against training steps"):
     """Branch A's test accuracy against training steps, one line per `BranchCurve` (labelled by its
-    scale), with the `threshold` as a dotted line and, if given, the run's `budget` in steps as a
+    `name`: its label, or its scale), with the `threshold` as a dotted line and, if given, the run's `budget` in steps as a
     dashed one."""
     import matplotlib.pyplot as plt
 
@@ -216,7 +216,7 @@ def plot_branch_curves(curves: Sequence[Any], budget: int | None = None, thresho
                         f"received {[type(c).__name__ for c in curves] or curves!r}.")
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for c in curves:
-        ax.plot(c.steps, c.accuracy_a, marker=".", label=f"x{c.scale:g}")
+        ax.plot(c.steps, c.accuracy_a, marker=".", label=c.name)
     ax.axhline(threshold, color="grey", linestyle=":", linewidth=1)
     if budget is not None:
         ax.axvline(budget, color="black", linestyle="--", linewidth=1, label=f"the run's budget ({budget} steps)")
