@@ -172,18 +172,19 @@ class BranchCurve:
                 f"{threshold:.0%} not reached within this budget")
 
 
-def branch_a_curve_with(api: Any, layout: str, *, scale: float = 100.0, norm: str | None = None,
-                        branch_norm: str | None = None, label: str = "", n: int = 1024, epochs: int = 8,
+def branch_a_curve_with(api: Any, layout: str, *, scale: float = 100.0, fusion: str = "concat",
+                        norm: str | None = None, branch_norm: str | None = None, label: str = "", n: int = 1024,
+                        epochs: int = 8,
                         batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> BranchCurve:
     """The body of both halves' `branch_a_curve`: `api` as for `run_two_branch_with`. The same data,
-    split, initial weights and batches as `run_two_branch` with the same `norm` / `branch_norm`
+    split, initial weights and batches as `run_two_branch` with the same `fusion`, `norm`, `branch_norm`
     (validation does not change training), so after `epochs` of ``run_two_branch`` its accuracy on
     the A half is this curve's value there."""
     data = make_two_branch(n=n, scale=scale, n_classes=4, layout=layout, seed=0)
     train, test = data.split(0.25, seed=0)
     a_half = test.carrier == 0
     seed_everything(seed)
-    model = api.two_branch_net(n_classes=data.n_classes, norm=norm, branch_norm=branch_norm)
+    model = api.two_branch_net(n_classes=data.n_classes, fusion=fusion, norm=norm, branch_norm=branch_norm)
     history = api.fit(model, (train.inputs, train.y), ([x[a_half] for x in test.inputs], test.y[a_half]),
                       epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False)
     return BranchCurve(scale=float(scale), seed=seed, steps_per_epoch=-(-len(train.y) // batch_size),

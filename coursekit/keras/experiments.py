@@ -46,12 +46,12 @@ def run_two_branch(
     return run_two_branch_with(sys.modules[__name__], "NHWC", **options)
 
 
-def branch_a_curve(*, scale: float = 100.0, norm: str | None = None, branch_norm: str | None = None,
-                   label: str = "", n: int = 1024, epochs: int = 8, batch_size: int = 64, lr: float = 1e-3,
-                   seed: int = 0) -> BranchCurve:
-    """Train `run_two_branch`'s net (concat, Adam at `lr`; `norm` on the concatenation or
-    `branch_norm` per branch as in `run_two_branch`) on data with branch B at `scale` and record its
+def branch_a_curve(*, scale: float = 100.0, fusion: str = "concat", norm: str | None = None,
+                   branch_norm: str | None = None, label: str = "", n: int = 1024, epochs: int = 8,
+                   batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> BranchCurve:
+    """Train `run_two_branch`'s net (`fusion`, Adam at `lr`; `norm` on the fusion or `branch_norm`
+    per branch, as in `run_two_branch`) on data with branch B at `scale` and record its
     test accuracy on branch A's half after every epoch: a `BranchCurve`, whose ``steps_to(0.9)`` is
     how many steps the drowned branch takes to be learned. `label` names the curve in figures."""
-    return branch_a_curve_with(sys.modules[__name__], "NHWC", scale=scale, norm=norm, branch_norm=branch_norm,
-                               label=label, n=n, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    return branch_a_curve_with(sys.modules[__name__], "NHWC", scale=scale, fusion=fusion, norm=norm,
+                               branch_norm=branch_norm, label=label, n=n, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
