@@ -3,9 +3,10 @@
     .venv/bin/python bench/keras_reuse.py [--repeat 3]
 
 Each repeat runs, in one fresh process per mode (alternating plain / reuse), lesson 03's pattern:
-five architectures of `run_two_branch` at scale x100 (the first fit of each), then the same five at
-x10 (a repeat of an architecture). The figure is the median over repeats of each half's seconds
-and of the ratio reuse / plain within a pair; saved in bench/results/keras_reuse.json.
+five architectures of `run_two_branch` at scale x100 (the first fit of each: trained the plain way),
+then the same five at x10 (the second: makes the stand-in) and at x1 (the third: reuses it). The
+figure is the median over repeats of each pass's seconds and of the ratio reuse / plain within a
+pair; saved in bench/results/keras_reuse.json.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ train.REUSE_TRACES = sys.argv[1] == "1"
 run_two_branch(scale=100, fusion="add", report=False)  # warm-up: an architecture not timed below
 options = [{}, {"norm": "batch"}, {"norm": "layer"}, {"norm": "group"}, {"branch_norm": "batch"}]
 times = {}
-for half, scale in (("first", 100), ("repeat", 10)):
+for half, scale in (("first", 100), ("second", 10), ("third", 1)):
     t = time.perf_counter()
     for o in options:
         run_two_branch(scale=scale, **o)
@@ -49,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     pairs = [(run(False), run(True)) for _ in range(args.repeat)]
     result = {}
-    for half in ("first", "repeat"):
+    for half in ("first", "second", "third"):
         plain = statistics.median(p[half] for p, _ in pairs)
         reuse = statistics.median(r[half] for _, r in pairs)
         ratio = statistics.median(r[half] / p[half] for p, r in pairs)

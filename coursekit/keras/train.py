@@ -245,6 +245,7 @@ class _Collect(keras.callbacks.Callback):
 REUSE_TRACES = True
 _MAX_TRAINERS = 32
 _TRAINERS: OrderedDict[tuple, _Trainer | None] = OrderedDict()  # None: this architecture is not cloned faithfully
+_SEEN: OrderedDict[tuple, None] = OrderedDict()  # keys fitted once, without a stand-in yet
 # Modules whose layers, activations and regularizers are pure functions of their config. A class or
 # function written in a notebook may read state its config does not hold, so it is never shared.
 _TRUSTED = frozenset(sys.stdlib_module_names) | {"keras", "coursekit", "tensorflow", "numpy", "ml_dtypes", "optree"}
@@ -340,10 +341,17 @@ class _Trainer:
 
 
 def _trainer_for(model: keras.Model, key: tuple, make: Callable[[], _Trainer]) -> _Trainer | None:
-    """The stand-in for `key` (made by `make` at the first fit), or None where a clone is not a
+    """The stand-in for `key` (made by `make` at the second fit), or None at the first fit and where a clone is not a
     faithful copy: a sublayer's setting that its parent's config does not carry (e.g. the momentum
     `set_bn_momentum` gives a BatchNorm inside a fusion layer) is lost by cloning, so the clone's
     own key must be the model's."""
+    if key not in _TRAINERS and key not in _SEEN:
+        # the first fit of an architecture trains the plain way: making a stand-in costs about what one
+        # reuse saves, so it is made only for an architecture that comes back (bench/keras_reuse.py)
+        _SEEN[key] = None
+        while len(_SEEN) > 4 * _MAX_TRAINERS:
+            _SEEN.popitem(last=False)
+        return None
     if key not in _TRAINERS:
         trainer = make()
         _TRAINERS[key] = trainer if _architecture_key(trainer.model) == key[0] else None
@@ -389,9 +397,9 @@ def fit(
     rate, so it steps every batch (with a ready optimizer, build it with the schedule
     yourself).
 
-    A functional or Sequential model built from Keras and coursekit layers trains on a compiled
-    stand-in of its architecture kept from an earlier `fit` (then copied back), so Keras traces
-    the train step once per architecture, optimizer and loss instead of once per model; the
+    A functional or Sequential model built from Keras and coursekit layers whose architecture,
+    optimizer and loss `fit` has seen before trains on a compiled stand-in kept for them (then
+    copied back), so Keras traces that train step once instead of once per model; the
     numbers are those of a fresh compile (`REUSE_TRACES`, tests/test_keras_reuse.py).
 
     Runs ``model.fit(..., verbose=0)`` under ``tf.device(device)`` when `device` is given
