@@ -16,6 +16,7 @@ import functools
 
 import pytest
 
+from budget_claims import check_stated, ck_of, later
 from coursekit.runsize import run_size
 
 pytestmark = pytest.mark.slow
@@ -31,32 +32,18 @@ STATED = {
 }
 
 
-def ck_of(fw):
-    if fw == "torch":
-        from coursekit import torch as ck
-    else:
-        pytest.importorskip("keras")
-        from coursekit import keras as ck
-    return ck
-
-
 @functools.cache
 def curves(fw, seed):
     ck = ck_of(fw)
     return {s: ck.branch_a_curve(scale=s, epochs=3 * RS.epochs, n=RS.n_train, seed=seed) for s in SCALES}
 
 
-def _later(a, b) -> bool:
-    """a (steps, or None: not within the run) comes strictly after b."""
-    return b is not None and (a is None or a > b)
-
-
 @pytest.mark.parametrize("fw,seed", CASES)
 def test_the_larger_the_gap_the_later_branch_a_is_learned(fw, seed):
     steps = {s: c.steps_to(0.9) for s, c in curves(fw, seed).items()}
     assert steps[1] is not None and steps[10] is not None, steps
-    assert _later(steps[100], steps[1]) and _later(steps[100], steps[10]), steps
-    assert _later(steps[1000], steps[100]), steps
+    assert later(steps[100], steps[1]) and later(steps[100], steps[10]), steps
+    assert later(steps[1000], steps[100]), steps
 
 
 @pytest.mark.parametrize("fw,seed", CASES)
@@ -74,13 +61,9 @@ def test_x1_and_x10_within_the_budget_x100_within_three_times_it(fw, seed):
 
 @pytest.mark.parametrize("fw,seed", CASES)
 def test_the_prose_ranges(fw, seed):
-    for scale, c in curves(fw, seed).items():
-        stated = STATED[FULL][scale]
-        got = c.steps_to(0.9)
-        if stated is None:
-            assert got is None and 0.45 <= c.accuracy_a[-1] <= 0.8, c.describe()
-        else:
-            assert got is not None and stated[0] <= got <= stated[1], (scale, c.describe())
+    check_stated(curves(fw, seed), STATED[FULL])
+    if not FULL:  # "about half of its test samples right, and climbing"
+        assert 0.45 <= curves(fw, seed)[1000].accuracy_a[-1] <= 0.8, curves(fw, seed)[1000].describe()
 
 
 @pytest.mark.parametrize("fw", ["torch", "keras"])

@@ -15,6 +15,7 @@ import functools
 
 import pytest
 
+from budget_claims import check_stated, ck_of, later
 from coursekit.runsize import run_size
 
 pytestmark = pytest.mark.slow
@@ -33,15 +34,6 @@ STATED = {
 }
 
 
-def ck_of(fw):
-    if fw == "torch":
-        from coursekit import torch as ck
-    else:
-        pytest.importorskip("keras")
-        from coursekit import keras as ck
-    return ck
-
-
 @functools.cache
 def curves(fw, seed):
     ck = ck_of(fw)
@@ -49,19 +41,14 @@ def curves(fw, seed):
             for f in FUSIONS}
 
 
-def _later(a, b) -> bool:
-    """a (steps, or None: not within the run) comes strictly after b."""
-    return b is not None and (a is None or a > b)
-
-
 @pytest.mark.parametrize("fw,seed", CASES)
 def test_sums_and_the_1x1_bottleneck_learn_branch_a_later_than_concat(fw, seed):
     steps = {f: c.steps_to(0.9) for f, c in curves(fw, seed).items()}
     assert steps["concat"] is not None and steps["se"] is not None, steps
     for f in ("concat_1x1", *SUMS):
-        assert _later(steps[f], steps["concat"]), steps
+        assert later(steps[f], steps["concat"]), steps
     if steps["concat_1x1"] is not None:  # where the bottleneck gets there, the sums come after it
-        assert all(_later(steps[f], steps["concat_1x1"]) for f in SUMS), steps
+        assert all(later(steps[f], steps["concat_1x1"]) for f in SUMS), steps
     else:  # within the run, the bottleneck is further along than every sum
         acc = {f: c.accuracy_a[-1] for f, c in curves(fw, seed).items()}
         assert all(acc["concat_1x1"] > acc[f] for f in SUMS), acc
@@ -69,12 +56,7 @@ def test_sums_and_the_1x1_bottleneck_learn_branch_a_later_than_concat(fw, seed):
 
 @pytest.mark.parametrize("fw,seed", CASES)
 def test_the_prose_ranges(fw, seed):
-    for f, c in curves(fw, seed).items():
-        stated, got = STATED[FULL][f], c.steps_to(0.9)
-        if stated is None:
-            assert got is None, c.describe()
-        else:
-            assert got is not None and stated[0] <= got <= stated[1], c.describe()
+    check_stated(curves(fw, seed), STATED[FULL])
 
 
 @pytest.mark.parametrize("fw", ["torch", "keras"])
