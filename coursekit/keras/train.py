@@ -483,12 +483,13 @@ def fit(
     else:
         fit_args = {"x": train_x, "shuffle": False}  # Keras warns if shuffle=True meets a Dataset
     validate = None
-    if val_data is not None and optimizer is not None and not _is_dataset(val_data) and trainer is not None:
-        validate = trainer.validate_on(val_data, batch_size)
-    elif val_data is not None and optimizer is not None and not _is_dataset(val_data):
+    if val_data is not None and optimizer is not None and not _is_dataset(val_data):
         # array validation data with fit's own loss: validated by coursekit (see _Validation)
-        val_metric = _accuracy_metric(loss_name, y_probe) if "accuracy" in metrics else None  # as compiled
-        validate = _Validation(model, val_data, batch_size, loss_obj, val_metric)
+        if trainer is not None:
+            validate = trainer.validate_on(val_data, batch_size)
+        else:
+            val_metric = _accuracy_metric(loss_name, y_probe) if "accuracy" in metrics else None  # as compiled
+            validate = _Validation(model, val_data, batch_size, loss_obj, val_metric)
     elif val_data is not None:  # a dataset, or the model's own compile(): Keras validates
         fit_args["validation_data"] = val_data
         if not _is_dataset(val_data):
