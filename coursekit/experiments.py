@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -189,6 +189,112 @@ def branch_a_curve_with(api: Any, layout: str, *, scale: float = 100.0, fusion: 
                       epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False)
     return BranchCurve(scale=float(scale), seed=seed, steps_per_epoch=-(-len(train.y) // batch_size),
                        accuracy_a=[float(v) for v in history["val_accuracy"]], label=label)
+
+
+# Lesson 02's "which branch is drowned at initialization?" settings: keyword arguments of
+# `init_share_inputs` and the net's activations. Each one's answer holds with a wide margin in both
+# frameworks and for seeds 0-2 (tests/test_claims_02.py), so a prediction is right or wrong, not lucky.
+INIT_SHARE_SETTINGS: dict[str, dict[str, Any]] = {
+    "x10": dict(scale=10.0),
+    "both x100": dict(scale=100.0, a_scale=100.0),
+    "x100, B standardized": dict(scale=100.0, standardize_b=True),
+    "A x100": dict(scale=1.0, a_scale=100.0),
+    "x100, both sigmoid": dict(scale=100.0, activations="sigmoid"),
+    "x100, A sigmoid": dict(scale=100.0, activations=("sigmoid", "relu")),
+}
+
+
+def init_share_setting(setting: str) -> dict[str, Any]:
+    """The options of one of `INIT_SHARE_SETTINGS` (ValueError naming the known ones)."""
+    if setting not in INIT_SHARE_SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; the settings are {', '.join(map(repr, INIT_SHARE_SETTINGS))}.")
+    return dict(INIT_SHARE_SETTINGS[setting])
+
+
+def init_share_inputs(setting: str, layout: str, n: int = 256, seed: int = 0) -> list[np.ndarray]:
+    """``[x_a, x_b]`` of the task's data for `setting`: branch B at ``scale``, branch A multiplied by
+    ``a_scale``, and with ``standardize_b`` branch B divided back by its own mean and std."""
+    opts = init_share_setting(setting)
+    data = make_two_branch(n=n, scale=opts.get("scale", 100.0), n_classes=4, layout=layout, seed=seed)
+    x_a, x_b = data.x_a * np.float32(opts.get("a_scale", 1.0)), data.x_b
+    if opts.get("standardize_b"):
+        x_b = ((x_b - x_b.mean()) / x_b.std()).astype(np.float32)
+    return [x_a, x_b]
+
+
+def init_head_shares_with(setting: str, layout: str, *, build: Callable[..., Any],
+                          head_input_shares: Callable[[Any, list[np.ndarray]], list[float]], n: int = 256,
+                          seed: int = 0) -> list[float]:
+    """The body of both halves' `failure.init_head_shares`: `build(activations=...)` makes the
+    framework's untrained two-branch net (after seeding), `head_input_shares` measures it."""
+    x = init_share_inputs(setting, layout, n=n, seed=seed)
+    seed_everything(seed)
+    return head_input_shares(build(activations=init_share_setting(setting).get("activations", "relu")), x)
+
+
+def drowned_branch(head_shares: Sequence[float], threshold: float = 0.1) -> str:
+    """"A" or "B" when that branch moves less than `threshold` of the head's input (its share of the
+    squared norm, `head_input_shares`), else "neither"."""
+    if len(head_shares) != 2:
+        raise ValueError(f"drowned_branch needs the two shares [A, B]; received {list(head_shares)!r}.")
+    if head_shares[0] < threshold:
+        return "A"
+    return "B" if head_shares[1] < threshold else "neither"
+
+
+# Lesson 04's exercise 3: how a fusion layer decides how much of each branch passes.
+WEIGHTING_CHOICES = ("nothing", "fixed", "input")
+
+
+@dataclass(frozen=True)
+class FusionWeighting:
+    """How a fusion layer weighs its branches (`strategies.fusion_weighting`): `kind` is "nothing"
+    (no parameters), "fixed" (learned weights, the same for every input: the layer is affine) or
+    "input" (weights computed from the input); `nonlinearity` is how far the layer is from affine,
+    ``max |f(a + b) + f(0) - f(a) - f(b)| / max |f(a) + f(b)|`` on random maps (0 up to rounding)."""
+
+    fusion: str
+    kind: str
+    n_params: int
+    nonlinearity: float
+
+    def describe(self) -> str:
+        return (f"{self.fusion:<11} {self.n_params:4d} parameters, distance from affine {self.nonlinearity:.1e}"
+                f"  -> {self.kind}")
+
+
+def fusion_weighting_of(fusion: str, n_params: int, parts: Sequence[np.ndarray]) -> FusionWeighting:
+    """The verdict from a layer's parameter count and ``parts = [f(a + b), f(0), f(a), f(b)]``."""
+    lhs = np.asarray(parts[0], np.float64) + np.asarray(parts[1], np.float64)
+    rhs = np.asarray(parts[2], np.float64) + np.asarray(parts[3], np.float64)
+    nonlinearity = float(np.abs(lhs - rhs).max() / max(np.abs(rhs).max(), 1e-30))
+    kind = "nothing" if n_params == 0 else ("fixed" if nonlinearity < 1e-4 else "input")
+    return FusionWeighting(fusion=fusion, kind=kind, n_params=int(n_params), nonlinearity=nonlinearity)
+
+
+def fusion_weighting_with(fusion: str, layout: str, *, build: Callable[[str], Any],
+                          apply: Callable[[Any, list[np.ndarray]], np.ndarray], n_params: Callable[[Any], int],
+                          seed: int = 0) -> FusionWeighting:
+    """The body of both halves' `strategies.fusion_weighting`: `build(fusion)` returns the untrained
+    fusion layer of the framework's two-branch net (after seeding), `apply(layer, [a, b])` its output
+    on two numpy branch maps as numpy, `n_params(layer)` its parameter count."""
+    from .models import FUSIONS
+
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}; received {fusion!r}.")
+    seed_everything(seed)
+    layer = build(fusion)
+    (a1, b1), (a2, b2) = weighting_probe_maps(layout, seed)
+    pairs = [[a1 + a2, b1 + b2], [0 * a1, 0 * b1], [a1, b1], [a2, b2]]
+    return fusion_weighting_of(fusion, n_params(layer), [apply(layer, pair) for pair in pairs])
+
+
+def weighting_probe_maps(layout: str, seed: int = 0, width: int = 8) -> list[list[np.ndarray]]:
+    """Two random pairs of branch maps ``[[a1, b1], [a2, b2]]`` (std 3, 4 samples of 6x6) for
+    `fusion_weighting`."""
+    rng = np.random.default_rng(seed)
+    shape = (4, width, 6, 6) if layout == "NCHW" else (4, 6, 6, width)
+    return [[(3 * rng.standard_normal(shape)).astype(np.float32) for _ in range(2)] for _ in range(2)]
 
 
 def fusion_weights(layer: Any) -> np.ndarray | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -57,3 +58,10 @@ class LRRangeResult:
     raw_losses: list[float]
     suggested_lr: float | None
     diverged_at: float | None = None
+
+
+def epochs_to_reach(history: Any, threshold: float, metric: str = "val_accuracy") -> int | None:
+    """The first epoch (counting from 1) at which `history[metric]` reaches `threshold`, or
+    None if it never does: "how fast did it converge", in epochs."""
+    values = history[metric]
+    return next((i + 1 for i, v in enumerate(values) if v >= threshold), None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-from types import ModuleType
 from typing import Any, Callable
 
 from .data import TwoBranchData
@@ -28,12 +27,11 @@ def steps_per_epoch(data: TwoBranchData, batch_size: int = 64) -> int:
     return math.ceil(len(train) / int(batch_size))
 
 
-def run_scheduled_with(exp: ModuleType, layout: str, make_schedule: Callable, data: TwoBranchData,
+def run_scheduled_with(exp: Any, layout: str, make_schedule: Callable, data: TwoBranchData,
                        schedule: str, *, base_lr: float, optimizer: str, epochs: int, batch_size: int, seed: int,
                        label: str | None, progress: bool, **schedule_options: Any) -> FusionRun:
-    """The body of both halves' `run_scheduled`: `exp` is the framework's experiments module
-    (two_branch_net, init_model, fit, predict, branch_report, count_params) and `make_schedule`
-    its schedule factory."""
+    """The body of both halves' `run_scheduled`: `exp` is the framework's `coursekit.backend.Backend`
+    and `make_schedule` its schedule factory."""
     total = int(epochs) * steps_per_epoch(data, batch_size)
     sched = make_schedule(schedule, base_lr=base_lr, total_steps=total, **schedule_options)
     api = api_with(exp, fit=functools.partial(exp.fit, schedule=sched))

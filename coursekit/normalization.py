@@ -22,7 +22,19 @@ import numpy as np
 from .data import make_two_branch
 from .seeding import seed_everything
 
-__all__ = ["DecayBackend", "DecayRun", "fold_scale_shift", "run_weight_decay_with"]
+__all__ = ["PLACEMENTS", "DecayBackend", "DecayRun", "fold_scale_shift", "run_weight_decay_with"]
+
+# Where lesson 03 puts a normalization layer: label -> run_two_branch options. One table for both
+# frameworks, so the notebooks and tests/test_claims_03.py compare like with like.
+PLACEMENTS: dict[str, dict[str, str]] = {
+    "no norm": {},
+    "BatchNorm on concat": {"norm": "batch"},
+    "LayerNorm on concat": {"norm": "layer"},
+    "GroupNorm(4) on concat": {"norm": "group"},
+    "BatchNorm per branch": {"branch_norm": "batch"},
+    "LayerNorm per branch": {"branch_norm": "layer"},
+    "GroupNorm(4) per branch": {"branch_norm": "group"},
+}
 
 
 def fold_scale_shift(

@@ -9,7 +9,7 @@ KerasTensors of a functional model. This module must never import PyTorch.
 from __future__ import annotations
 
 import os
-import sys
+from types import SimpleNamespace
 from typing import Sequence
 
 # Before the first keras import: the backend is fixed at import time, and TF's C++ start-up
@@ -232,4 +232,5 @@ def align_and_concat(
 ):
     """Resize every map to the spatial size of ``maps[target]`` with `method`, then
     concatenate them along the channel axis."""
-    return _shapes.align_and_concat_with(sys.modules[__name__], maps, method, target, _layout(data_format), _ADD_BATCH)
+    uses = SimpleNamespace(align_spatial=align_spatial, concat=concat, _as_tensor=_as_tensor)  # what the body calls
+    return _shapes.align_and_concat_with(uses, maps, method, target, _layout(data_format), _ADD_BATCH)

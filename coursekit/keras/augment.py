@@ -12,7 +12,7 @@ size between training and inference.
 
 - `TrainOnly`: a layer that applies a list of layers while training and is the identity at
   inference, whatever those layers do at inference (use it for ZeroPadding2D + RandomCrop).
-- `with_augmentation(model, layers)`: a Sequential of the augmentation, then `model`.
+- `with_augmentation(model, augment)`: a Sequential of the augmentation, then `model`.
 - `small_cnn`: two conv blocks and a dense classifier for small grey images (8x8 digits).
 - `train_digits`: train `small_cnn` (optionally augmented) and report train/test accuracy and
   the overfitting gap as a `coursekit.preprocess.DigitsRun`.
@@ -20,15 +20,13 @@ size between training and inference.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 
 from ..preprocess import DigitsRun, train_digits_with
 from . import _tf
-from .diagnostics import is_collapsed  # noqa: F401  (used through this module by train_digits_with)
+from .backend import BACKEND
 from .init import init_model
-from .train import evaluate, fit  # noqa: F401
 
 tf, keras = _tf.tf, _tf.keras
 layers = keras.layers
@@ -144,6 +142,6 @@ def train_digits(
     `validate=False` skips the per-epoch test evaluation (the history then holds training
     metrics only; the final scores are computed anyway), which makes many short epochs cheaper.
     """
-    return train_digits_with(sys.modules[__name__], "NHWC", train, test, augment=augment, per_sample=per_sample,
+    return train_digits_with(BACKEND.extended(small_cnn=small_cnn, with_augmentation=with_augmentation), "NHWC", train, test, augment=augment, per_sample=per_sample,
                              label=label, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
                              width=width, seed=seed, validate=validate, progress=progress)

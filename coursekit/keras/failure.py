@@ -11,7 +11,6 @@ This module must never import PyTorch.
 
 from __future__ import annotations
 
-import sys
 import types
 from typing import Any, Sequence
 
@@ -19,19 +18,17 @@ import numpy as np
 
 from ..data import TwoBranchData
 from ..diagnostics_report import shares
-from ..experiments import FusionRun, api_with, run_two_branch_with
+from ..experiments import FusionRun, api_with, init_head_shares_with, run_two_branch_with
 from ..models import check_two_branch_options
 from . import _tf
-from .diagnostics import branch_report  # noqa: F401  (used through this module: api_with)
+from .backend import BACKEND
 from .fusion import ConcatFusion
-from .init import init_model  # noqa: F401  (used through this module: api_with)
-from .models import count_params  # noqa: F401  (used through this module: api_with)
-from .train import fit, predict  # noqa: F401  (used through this module: api_with)
+from .models import two_branch_net
 
 keras = _tf.keras
 layers = keras.layers
 
-__all__ = ["CombinedModel", "combined_model", "head_input_shares", "run_combined"]
+__all__ = ["CombinedModel", "combined_model", "head_input_shares", "init_head_shares", "run_combined"]
 
 
 def combined_model(
@@ -69,7 +66,7 @@ def _combined_api(width: int) -> types.SimpleNamespace:
     def build(n_classes: int = 4, activations: Any = ("relu", "sigmoid"), **_: Any):
         return combined_model(activations=activations, width=width, n_classes=n_classes)
 
-    return api_with(sys.modules[__name__], two_branch_net=build)
+    return api_with(BACKEND, two_branch_net=build)
 
 
 def run_combined(
@@ -140,3 +137,10 @@ def head_input_shares(model, x: Sequence[Any]) -> list[float]:
         start += c
         norms.append(float(np.sum(keras.ops.convert_to_numpy(part).astype(np.float64) ** 2)))
     return shares(norms)
+
+
+def init_head_shares(setting: str, seed: int = 0, n: int = 256) -> list[float]:
+    """`head_input_shares` of a freshly built ``two_branch_net(n_classes=4)`` (seeded with `seed`,
+    untrained) on `n` samples of one of lesson 02's `INIT_SHARE_SETTINGS`, e.g. ``"x10"``."""
+    return init_head_shares_with(setting, "NHWC", build=lambda **o: two_branch_net(n_classes=4, **o),
+                                 head_input_shares=head_input_shares, n=n, seed=seed)

@@ -26,7 +26,7 @@ from ..lrlab import (
     tiny_regression_data,
 )
 from . import _tf
-from . import experiments as _exp
+from .backend import BACKEND
 from .diagnostics import activation_stats, is_collapsed
 from .lr import make_schedule
 
@@ -58,7 +58,7 @@ def run_scheduled(
     final_lr). With 'constant' the run is the same as `run_two_branch`'s. `progress` shows
     fit's bar over the epochs.
     """
-    return run_scheduled_with(_exp, "NHWC", make_schedule, data, schedule, base_lr=base_lr,
+    return run_scheduled_with(BACKEND, "NHWC", make_schedule, data, schedule, base_lr=base_lr,
                               optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed, label=label,
                               progress=progress, **schedule_options)
 

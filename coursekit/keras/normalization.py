@@ -31,8 +31,9 @@ import numpy as np
 
 from ._tf import keras, tf  # first: silences TensorFlow's start-up noise
 from ..experiments import FusionRun, api_with, run_two_branch_with
-from ..normalization import DecayRun, fold_scale_shift, run_weight_decay_with
-from . import experiments as _experiments
+from ..history import epochs_to_reach
+from ..normalization import PLACEMENTS, DecayRun, fold_scale_shift, run_weight_decay_with
+from .backend import BACKEND
 from .models import two_branch_net as _two_branch_net
 from .train import fit as _fit, predict as _predict
 
@@ -51,17 +52,6 @@ __all__ = [
 ]
 
 MOMENTUM_CONVENTION = "keras"  # momentum = weight of the old moving average
-# Where lesson 03 puts a normalization layer: label -> run_two_branch options. The same labels
-# and options in both twins, so the notebooks and tests/test_claims_03.py compare like with like.
-PLACEMENTS: dict[str, dict[str, str]] = {
-    "no norm": {},
-    "BatchNorm on concat": {"norm": "batch"},
-    "LayerNorm on concat": {"norm": "layer"},
-    "GroupNorm(4) on concat": {"norm": "group"},
-    "BatchNorm per branch": {"branch_norm": "batch"},
-    "LayerNorm per branch": {"branch_norm": "layer"},
-    "GroupNorm(4) per branch": {"branch_norm": "group"},
-}
 _BN = keras.layers.BatchNormalization
 
 
@@ -179,7 +169,7 @@ def run_two_branch_bn(*, momentum: float = 0.9, **options: Any) -> FusionRun:
         set_bn_momentum(model, momentum)
         return model
 
-    run = run_two_branch_with(api_with(_experiments, two_branch_net=build), "NHWC", **options)
+    run = run_two_branch_with(api_with(BACKEND, two_branch_net=build), "NHWC", **options)
     run.options["momentum"] = momentum
     return run
 
@@ -220,13 +210,6 @@ def branch_grad_norms(model, inputs: Any, y: Any, training: bool = True) -> tupl
 
 def _l2(grads: Sequence[Any]) -> float:
     return float(np.sqrt(sum(np.sum(np.asarray(g, dtype=np.float64) ** 2) for g in grads)))
-
-
-def epochs_to_reach(history: Any, threshold: float, metric: str = "val_accuracy") -> int | None:
-    """The first epoch (counting from 1) at which `history[metric]` reaches `threshold`, or
-    None if it never does: "how fast did it converge", in epochs."""
-    values = history[metric]
-    return next((i + 1 for i, v in enumerate(values) if v >= threshold), None)
 
 
 def fold_batch_norm(conv: keras.layers.Conv2D, bn: keras.layers.BatchNormalization) -> keras.layers.Conv2D:

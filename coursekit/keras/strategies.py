@@ -10,7 +10,6 @@ This module must never import PyTorch.
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,20 +20,19 @@ from keras import layers, ops
 from coursekit.branches import _as_list, _check_branches
 
 from ..data import TwoBranchData
-from ..experiments import FusionRun, by_carrier, fusion_weights, run_custom_fusion_with
+from ..experiments import (FusionRun, FusionWeighting, by_carrier, fusion_weighting_with, fusion_weights,
+                           run_custom_fusion_with)
 from ..models import check_two_branch_options
 from .align import _ADD_BATCH, _as_tensor, _layout
-from .diagnostics import branch_report  # noqa: F401  (used through _this)
+from .backend import BACKEND
 from .fusion import _NORM_MAP, AttentionGateFusion, SEFusion
-from .init import init_model  # noqa: F401  (used through _this)
-from .models import count_params  # noqa: F401  (used through _this)
-from .train import fit, predict  # noqa: F401  (used through _this)
+from .models import two_branch_net
 
-_this = sys.modules[__name__]  # run_custom_fusion_with calls back into it
 
 __all__ = [
     "ComplementWeightFusion",
     "attention_by_carrier",
+    "fusion_weighting",
     "fusion_weights",
     "run_custom_fusion",
     "se_gates_by_carrier",
@@ -158,7 +156,7 @@ def run_custom_fusion(
         return _build(make, options["n_classes"], (1, 1), options["width"], options["activations"],
                       options["branch_norm"], 16, 4)
 
-    return run_custom_fusion_with(_this, "NHWC", layers.Layer, "keras.layers.Layer", **locals())  # build_around and the arguments
+    return run_custom_fusion_with(BACKEND, "NHWC", layers.Layer, "keras.layers.Layer", **locals())  # build_around and the arguments
 
 
 # --- What a trained gate does ------------------------------------------------------------------
@@ -209,3 +207,14 @@ def se_gates_by_carrier(model: keras.Model, data: TwoBranchData) -> tuple[np.nda
     per_sample = np.stack([s[:, :c].mean(axis=1), s[:, c:].mean(axis=1)], axis=1)
     return s, by_carrier(per_sample, data.carrier)
 
+
+def fusion_weighting(fusion: str, seed: int = 0) -> FusionWeighting:
+    """Who decides how much of each branch passes the fusion layer ``two_branch_net(fusion=fusion)``
+    builds: "nothing", "fixed" or "input", measured (`coursekit.experiments.fusion_weighting_with`)."""
+
+    def apply(layer, pair: list[np.ndarray]) -> np.ndarray:
+        out = layer([ops.convert_to_tensor(m) for m in pair], training=False)
+        return np.asarray(ops.convert_to_numpy(out), np.float64)
+
+    return fusion_weighting_with(fusion, "NHWC", build=lambda f: two_branch_net(n_classes=4, fusion=f).get_layer("fusion"),
+                                 apply=apply, n_params=lambda layer: layer.count_params(), seed=seed)

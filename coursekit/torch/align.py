@@ -7,7 +7,7 @@ This module must never import TensorFlow or Keras.
 
 from __future__ import annotations
 
-import sys
+from types import SimpleNamespace
 from typing import Sequence
 
 import torch
@@ -205,4 +205,5 @@ def align_and_concat(
 ) -> torch.Tensor:
     """Resize every map to the spatial size of ``maps[target]`` with `method`, then
     concatenate them along the channel axis."""
-    return _shapes.align_and_concat_with(sys.modules[__name__], maps, method, target, _layout(data_format), _ADD_BATCH)
+    uses = SimpleNamespace(align_spatial=align_spatial, concat=concat, _as_tensor=_as_tensor)  # what the body calls
+    return _shapes.align_and_concat_with(uses, maps, method, target, _layout(data_format), _ADD_BATCH)

@@ -8,7 +8,7 @@ TensorFlow or Keras.
   through unchanged in ``eval()`` mode, the way Keras' preprocessing layers behave.
   (A v2 transform called on a whole (N, C, H, W) batch draws ONE random crop/flip for the
   whole batch; `per_sample=True`, the default, draws one per image.)
-- `with_augmentation(model, transform)`: ``nn.Sequential(TrainOnly(transform), model)``.
+- `with_augmentation(model, augment)`: ``nn.Sequential(TrainOnly(augment), model)``.
 - `small_cnn`: two conv blocks and a linear classifier for small grey images (8x8 digits).
 - `train_digits`: train `small_cnn` (optionally augmented) and report train/test accuracy and
   the overfitting gap as a `coursekit.preprocess.DigitsRun`.
@@ -16,7 +16,6 @@ TensorFlow or Keras.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +23,8 @@ import torch
 from torch import nn
 
 from ..preprocess import DigitsRun, train_digits_with
-from .diagnostics import is_collapsed  # noqa: F401  (used through this module by train_digits_with)
+from .backend import BACKEND
 from .init import init_model
-from .train import evaluate, fit  # noqa: F401
 
 __all__ = ["TrainOnly", "small_cnn", "train_digits", "with_augmentation"]
 
@@ -60,9 +58,9 @@ class TrainOnly(nn.Module):
         return f"per_sample={self.per_sample}"
 
 
-def with_augmentation(model: nn.Module, transform: Callable | None, per_sample: bool = True) -> nn.Sequential:
-    """`model` with `transform` applied to its input while training: Sequential(TrainOnly, model)."""
-    return nn.Sequential(TrainOnly(transform, per_sample=per_sample), model)
+def with_augmentation(model: nn.Module, augment: Callable | None, per_sample: bool = True) -> nn.Sequential:
+    """`model` with the transform `augment` applied to its input while training: Sequential(TrainOnly, model)."""
+    return nn.Sequential(TrainOnly(augment, per_sample=per_sample), model)
 
 
 def small_cnn(in_channels: int = 1, n_classes: int = 10, width: int = 16, image_size: int = 8,
@@ -107,6 +105,6 @@ def train_digits(
     evaluation (the history then holds training metrics only; the final scores are computed
     anyway), which makes many short epochs cheaper.
     """
-    return train_digits_with(sys.modules[__name__], "NCHW", train, test, augment=augment, per_sample=per_sample,
+    return train_digits_with(BACKEND.extended(small_cnn=small_cnn, with_augmentation=with_augmentation), "NCHW", train, test, augment=augment, per_sample=per_sample,
                              label=label, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
                              width=width, seed=seed, validate=validate, progress=progress)

@@ -19,7 +19,6 @@ privately, so the lesson's experiments never depend on the student's answers);
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Sequence
 
 import torch
@@ -42,12 +41,8 @@ from ..capstone import (  # noqa: F401  (re-exported: the lesson uses them throu
 )
 from ..capstone import capstone_data as _capstone_data
 from ..data import TwoBranchData
-from .device import run_size  # noqa: F401  (this and the next three: called through _this)
-from .diagnostics import is_collapsed  # noqa: F401
-from .init import init_model  # noqa: F401
-from .train import fit, predict  # noqa: F401
+from .backend import BACKEND
 
-_this = sys.modules[__name__]  # what the neutral pipeline bodies call back into
 
 __all__ = [
     "BROKEN_INIT_STD",
@@ -164,13 +159,19 @@ def fixed_fusion():
     return _GatedNormConcat(8)
 
 
+def _lesson_api():
+    """What the neutral pipeline bodies (coursekit.capstone) call: the backend and this lesson's builders."""
+    return BACKEND.extended(build_pipeline=build_pipeline, capstone_data=capstone_data, capstone_net=capstone_net,
+                            fixed_fusion=fixed_fusion, train_and_report=train_and_report)
+
+
 def train_and_report(model: nn.Module, train: TwoBranchData, test: TwoBranchData, *, lr: float,
                      optimizer: str = OPTIMIZER, epochs: int | None = None, batch_size: int = 64,
                      seed: int = 0, label: str = "run", progress: bool = False) -> CapstoneRun:
     """Train `model` on `train` with coursekit's `fit` (`optimizer`, `lr`; epochs from `run_size`
     unless given), then report test accuracy and `is_collapsed` on the test inputs. `progress`
     shows fit's bar over the epochs."""
-    return train_and_report_with(_this, model, train, test, lr=lr, optimizer=optimizer, epochs=epochs,
+    return train_and_report_with(_lesson_api(), model, train, test, lr=lr, optimizer=optimizer, epochs=epochs,
                                  batch_size=batch_size, seed=seed, label=label, progress=progress)
 
 
@@ -185,7 +186,7 @@ def build_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = 
     (torch's own init) or a function that initializes the model in place. `n` samples (default:
     the run size's), split 75/25; `seed` seeds the model.
     """
-    return build_pipeline_with(_this, fixes, seed=seed, n=n, lr=lr, init=init, optimizer=optimizer)
+    return build_pipeline_with(_lesson_api(), fixes, seed=seed, n=n, lr=lr, init=init, optimizer=optimizer)
 
 
 def broken_setup(n: int | None = None, seed: int = 0) -> Pipeline:
@@ -199,5 +200,5 @@ def run_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = No
                  label: str | None = None, progress: bool = False) -> CapstoneRun:
     """`build_pipeline(fixes, ...)` and train it with `train_and_report`; the label defaults to the
     fixes applied ('broken' for none). `progress` shows fit's bar over the epochs."""
-    return run_pipeline_with(_this, fixes, seed=seed, n=n, epochs=epochs, lr=lr, init=init, optimizer=optimizer,
+    return run_pipeline_with(_lesson_api(), fixes, seed=seed, n=n, epochs=epochs, lr=lr, init=init, optimizer=optimizer,
                              label=label, progress=progress)

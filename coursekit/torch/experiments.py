@@ -3,14 +3,9 @@ Twin of coursekit.keras.experiments; notebooks show these runs and tests assert 
 
 from __future__ import annotations
 
-import sys
-
 from ..data import TwoBranchData
 from ..experiments import BranchCurve, FusionRun, branch_a_curve_with, run_two_branch_with
-from .diagnostics import branch_report  # noqa: F401  (used through this module by run_two_branch_with)
-from .init import init_model  # noqa: F401
-from .models import count_params, two_branch_net  # noqa: F401
-from .train import fit, predict  # noqa: F401
+from .backend import BACKEND
 
 __all__ = ["branch_a_curve", "run_two_branch"]
 
@@ -43,7 +38,7 @@ def run_two_branch(
     `data` is given), 75/25 split, and return a `FusionRun` with test metrics per carrier branch
     and, with `report`, the branch report of the trained model on the test set."""
     options = dict(locals())
-    return run_two_branch_with(sys.modules[__name__], "NCHW", **options)
+    return run_two_branch_with(BACKEND, "NCHW", **options)
 
 
 def branch_a_curve(*, scale: float = 100.0, fusion: str = "concat", norm: str | None = None,
@@ -53,5 +48,5 @@ def branch_a_curve(*, scale: float = 100.0, fusion: str = "concat", norm: str | 
     per branch, as in `run_two_branch`) on data with branch B at `scale` and record its
     test accuracy on branch A's half after every epoch: a `BranchCurve`, whose ``steps_to(0.9)`` is
     how many steps the drowned branch takes to be learned. `label` names the curve in figures."""
-    return branch_a_curve_with(sys.modules[__name__], "NCHW", scale=scale, fusion=fusion, norm=norm,
+    return branch_a_curve_with(BACKEND, "NCHW", scale=scale, fusion=fusion, norm=norm,
                                branch_norm=branch_norm, label=label, n=n, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)

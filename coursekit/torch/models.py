@@ -76,9 +76,20 @@ class TwoBranchNet(nn.Module):
         return self.head(self.fusion([self.branch_a(x_a), self.branch_b(x_b)]))
 
 
-def two_branch_net(**options) -> TwoBranchNet:
-    """Build a `TwoBranchNet` (same options as the Keras twin's `two_branch_net`)."""
-    return TwoBranchNet(**options)
+def two_branch_net(
+    n_classes: int = 4,
+    in_channels: Sequence[int] = (1, 1),
+    width: int = 8,
+    activations: str | Sequence[str] = "relu",
+    fusion: str = "concat",
+    norm: str | None = None,
+    branch_norm: str | None = None,
+    head_width: int = 16,
+    groups: int = 4,
+) -> TwoBranchNet:
+    """Build a `TwoBranchNet` (the same options, in the same order, as the Keras twin's)."""
+    return TwoBranchNet(n_classes=n_classes, in_channels=in_channels, width=width, activations=activations,
+                        fusion=fusion, norm=norm, branch_norm=branch_norm, head_width=head_width, groups=groups)
 
 
 def count_params(model) -> int:

@@ -10,7 +10,6 @@ This module must never import TensorFlow or Keras.
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -20,19 +19,19 @@ from torch import nn
 from coursekit.branches import _as_list, _check_branches
 
 from ..data import TwoBranchData
-from ..experiments import FusionRun, by_carrier, fusion_weights, run_custom_fusion_with
+from ..experiments import (FusionRun, FusionWeighting, by_carrier, fusion_weighting_with, fusion_weights,
+                           run_custom_fusion_with)
 from .align import _ADD_BATCH, _as_tensor, _layout
-from .diagnostics import branch_report  # noqa: F401  (used through _this)
 from .fusion import AttentionGateFusion, SEFusion
-from .init import init_model  # noqa: F401  (used through _this)
-from .models import TwoBranchNet, count_params  # noqa: F401  (count_params: used through _this)
-from .train import fit, predict  # noqa: F401  (used through _this)
+from .backend import BACKEND
+from .models import TwoBranchNet
+from .models import two_branch_net
 
-_this = sys.modules[__name__]  # run_custom_fusion_with calls back into it
 
 __all__ = [
     "ComplementWeightFusion",
     "attention_by_carrier",
+    "fusion_weighting",
     "fusion_weights",
     "run_custom_fusion",
     "se_gates_by_carrier",
@@ -126,7 +125,7 @@ def run_custom_fusion(
         model.fusion = make()
         return model
 
-    return run_custom_fusion_with(_this, "NCHW", nn.Module, "torch.nn.Module", **locals())  # build_around and the arguments
+    return run_custom_fusion_with(BACKEND, "NCHW", nn.Module, "torch.nn.Module", **locals())  # build_around and the arguments
 
 
 # --- What a trained gate does ------------------------------------------------------------------
@@ -190,3 +189,15 @@ def se_gates_by_carrier(model: TwoBranchNet, data: TwoBranchData) -> tuple[np.nd
     per_sample = np.stack([s[:, :c].mean(axis=1), s[:, c:].mean(axis=1)], axis=1)
     return s, by_carrier(per_sample, data.carrier)
 
+
+def fusion_weighting(fusion: str, seed: int = 0) -> FusionWeighting:
+    """Who decides how much of each branch passes the fusion layer ``two_branch_net(fusion=fusion)``
+    builds: "nothing", "fixed" or "input", measured (`coursekit.experiments.fusion_weighting_with`)."""
+
+    def apply(layer: nn.Module, pair: list[np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            return layer([torch.from_numpy(m) for m in pair]).double().numpy()
+
+    return fusion_weighting_with(fusion, "NCHW", build=lambda f: two_branch_net(n_classes=4, fusion=f).fusion.eval(),
+                                 apply=apply, n_params=lambda layer: sum(p.numel() for p in layer.parameters()),
+                                 seed=seed)
