@@ -48,6 +48,8 @@ __all__ = [
     "check_raises",
     "check_true",
     "expect",
+    "read_choices",
+    "read_counts",
     "OBSERVATION_MIME",
     "encode",
 ]
@@ -234,6 +236,71 @@ def expect(actual: Any, what: str = "result", atol: float = 1e-5, rtol: float = 
     everything else exactly. Outside autograding there is nothing to compare with: a no-op."""
     if autograding():
         _observe("value", lambda: actual, what, hint, atol=atol, rtol=rtol)
+
+
+def _squash(text: str) -> str:
+    return "".join(text.lower().split())
+
+
+def read_choices(answers: Any, keys: Sequence[str], choices: Sequence[str], what: str = "answers") -> dict[str, str]:
+    """A student's predictions as ``{key: choice}``, for a test cell to check one by one.
+
+    `answers` is a dict (any mapping) with an entry for every one of `keys`, each one of `choices`.
+    Case and spacing do not matter, in keys or values ("neither", " Neither" and "NEITHER" are one
+    answer): a right prediction never fails on its spelling. Extra keys are ignored. Raises an
+    AssertionError that names every missing key and every value that is not a choice.
+    """
+    canon = {_squash(c): c for c in choices}
+
+    def choice(value: Any) -> str | None:
+        return canon.get(_squash(value)) if isinstance(value, str) else None
+
+    return _read(answers, keys, what, choice, f"one of {', '.join(map(repr, choices))}")
+
+
+def _read(answers: Any, keys: Sequence[str], what: str, convert: Callable[[Any], Any], wanted: str) -> dict:
+    """`answers[key]` for every key (matched in any case and spacing), converted; None from `convert`
+    means the value is not what the question asks for."""
+    example = ", ".join(f"{k!r}: ..." for k in list(keys)[:2])
+    if not (hasattr(answers, "keys") and hasattr(answers, "__getitem__")):
+        raise AssertionError(f"{what} should be a dict like {{{example}}}; received a {type(answers).__name__}.")
+    given: dict[str, Any] = {}
+    for k in list(answers.keys()):
+        given.setdefault(_squash(str(k)), answers[k])
+    out, missing, wrong = {}, [], []
+    for key in keys:
+        if _squash(key) not in given:
+            missing.append(repr(key))
+            continue
+        value = convert(given[_squash(key)])
+        if value is None:
+            wrong.append(f"{key!r}: {given[_squash(key)]!r}")
+        else:
+            out[key] = value
+    problems = []
+    if missing:
+        problems.append(f"no entry for {', '.join(missing)}")
+    if wrong:
+        problems.append(f"not {wanted}: {', '.join(wrong)}")
+    if problems:
+        raise AssertionError(f"{what}: {'; '.join(problems)}. Write {wanted} for each of {', '.join(map(repr, keys))}.")
+    return out
+
+
+def read_counts(answers: Any, keys: Sequence[str], what: str = "answers") -> dict[str, int]:
+    """A student's predicted counts as ``{key: int}``: like `read_choices`, but each value is a whole
+    number (an int, a numpy integer, or a float such as ``29.0``). Keys match in any case and spacing."""
+    return _read(answers, keys, what, _whole, "a whole number")
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return None
 
 
 # ---------------------------------------------------------------- observations (autograding)

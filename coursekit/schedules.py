@@ -38,6 +38,9 @@ from .history import LRRangeResult
 
 __all__ = [
     "LR_RANGE_LOSSES",
+    "SCHEDULE_QUIZ",
+    "schedule_quiz_answer",
+    "schedule_quiz_table",
     "LR_RANGE_OPTIMIZERS",
     "SCHEDULES",
     "RangeTestRecorder",
@@ -394,3 +397,53 @@ def _nonnegative(x, what: str) -> None:
 def _positive_int(x, what: str) -> None:
     if not _is_int(x) or x < 1:
         raise ValueError(f"{what} must be an int >= 1; received {x!r}.")
+
+
+# ------------------------------------------------------------------------- lesson 06, exercise 4
+# Five questions about the five schedules over one 200-step run: the answers are computed from the
+# schedules themselves (schedule_quiz_answer), so the exercise and its check cannot drift apart.
+SCHEDULE_QUIZ_SETUP: dict[str, Any] = {"base_lr": 0.1, "total_steps": 200}
+SCHEDULE_QUIZ_OPTIONS: dict[str, dict[str, int]] = {
+    "constant": {}, "step": {"step_size": 200 // 3}, "cosine": {}, "warmup_cosine": {"warmup_steps": 200 // 10},
+    "one_cycle": {},
+}
+SCHEDULE_QUIZ: dict[str, str] = {
+    "zero at the start": "has an LR of exactly 0 at step 0",
+    "peaks last": "reaches its highest LR at the latest step",
+    "lowest at step 80": "has the lowest LR at step 80",
+    "half at step 100": "is at exactly half of base_lr at step 100",
+    "highest at step 150": "has the highest LR at step 150, constant aside",
+}
+
+
+def schedule_quiz_values() -> dict[str, np.ndarray]:
+    """The LR of each schedule at every step of the quiz's run."""
+    return {name: np.asarray(schedule_values(name, **SCHEDULE_QUIZ_SETUP, **opts))
+            for name, opts in SCHEDULE_QUIZ_OPTIONS.items()}
+
+
+def schedule_quiz_answer(key: str) -> str:
+    """The schedule that answers question `key` of `SCHEDULE_QUIZ`, computed from the schedules."""
+    if key not in SCHEDULE_QUIZ:
+        raise ValueError(f"unknown question {key!r}; the questions are {', '.join(map(repr, SCHEDULE_QUIZ))}.")
+    v = schedule_quiz_values()
+    half = SCHEDULE_QUIZ_SETUP["base_lr"] / 2
+    pick = {
+        "zero at the start": lambda: [n for n, lr in v.items() if lr[0] == 0.0],
+        "peaks last": lambda: [max(v, key=lambda n: int(np.argmax(v[n])))],
+        "lowest at step 80": lambda: [min(v, key=lambda n: v[n][80])],
+        "half at step 100": lambda: [n for n, lr in v.items() if abs(lr[100] - half) < 1e-12],
+        "highest at step 150": lambda: [max((n for n in v if n != "constant"), key=lambda n: v[n][150])],
+    }[key]()
+    if len(pick) != 1:  # the questions are written to have one answer each
+        raise AssertionError(f"question {key!r} has the answers {pick}, not exactly one.")
+    return pick[0]
+
+
+def schedule_quiz_table() -> str:
+    """Each schedule's LR at the steps the quiz asks about, and the step of its peak."""
+    v = schedule_quiz_values()
+    lines = [f"{'schedule':<14}{'step 0':>9}{'peak at':>9}{'step 80':>9}{'step 100':>10}{'step 150':>10}"]
+    for name, lr in v.items():
+        lines.append(f"{name:<14}{lr[0]:>9.4g}{int(np.argmax(lr)):>9d}{lr[80]:>9.4g}{lr[100]:>10.4g}{lr[150]:>10.4g}")
+    return "\n".join(lines)

@@ -7,7 +7,7 @@ student sees the same teaching error in either framework.
 from __future__ import annotations
 
 import operator
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -402,3 +402,18 @@ def align_and_concat_with(api, maps, method: str, target, data_format: str, add_
                 + target_tip(method, src, dst, all_hw)
             ) from err
     return api.concat(aligned, axis=None, data_format=data_format)
+
+
+OUTCOMES = ("ok", "error", "silent")
+
+
+def snippet_outcome(run: Callable[[], Any], intended: Sequence[int]) -> tuple[str, str]:
+    """What a line of fusion code does (lesson 01's exercise 3): ``("error", message)`` if `run()`
+    raises; ``("ok", shape)`` if it returns a tensor of the `intended` shape; ``("silent", shape)``
+    if it runs and returns another shape: a wrong result that no error announces."""
+    try:
+        out = run()
+    except Exception as err:  # noqa: BLE001 - any error is the outcome we report
+        return "error", f"{type(err).__name__}: {str(err).splitlines()[0][:90]}"
+    shape = tuple(int(d) for d in out.shape)
+    return ("ok" if shape == tuple(intended) else "silent"), str(shape)

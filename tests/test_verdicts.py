@@ -138,3 +138,39 @@ def test_a_failing_verdict_names_its_checks_by_the_instructors_labels_only():
     assert stopped.failed == ("g(x) (a hidden test)",)
     assert judge(rec, [obs("equal", 3), obs("equal", 5), obs("equal", 1), obs("equal", 9)]).failed == ("extra checks reported",)
     assert judge([], []).failed == ("no check in the instructor's run",)
+
+
+def test_read_choices_accepts_any_spelling_and_names_what_is_missing_or_not_a_choice():
+    from coursekit import grading
+
+    keys, choices = ["x10", "both x100"], ("A", "B", "neither")
+    assert grading.read_choices({"X10 ": " a", "both  x100": "NEITHER", "extra": 1}, keys, choices) == \
+        {"x10": "A", "both x100": "neither"}
+    with pytest.raises(AssertionError) as err:
+        grading.read_choices({"x10": "C"}, keys, choices, "drowned_predictions")
+    msg = str(err.value)
+    assert "drowned_predictions" in msg and "'both x100'" in msg and "'x10': 'C'" in msg and "'neither'" in msg
+    with pytest.raises(AssertionError, match="should be a dict.*received a list"):
+        grading.read_choices(["A", "neither"], keys, choices)
+
+
+def test_drowned_branch_and_the_settings_reject_what_they_cannot_read():
+    from coursekit.experiments import drowned_branch, init_share_setting
+
+    assert [drowned_branch(s) for s in ([0.05, 0.95], [0.95, 0.05], [0.5, 0.5])] == ["A", "B", "neither"]
+    with pytest.raises(ValueError, match=r"two shares \[A, B\]; received \[0.2, 0.3, 0.5\]"):
+        drowned_branch([0.2, 0.3, 0.5])
+    with pytest.raises(ValueError, match="unknown setting 'x7'.*'x10'"):
+        init_share_setting("x7")
+
+
+def test_read_counts_takes_whole_numbers_in_any_form_and_nothing_else():
+    from coursekit import grading
+
+    keys = ["linear, below 1e-3", "exponential, below 1e-3"]
+    got = grading.read_counts({"Linear,  below 1e-3": np.int64(1), "exponential, below 1e-3": 29.0}, keys)
+    assert got == {"linear, below 1e-3": 1, "exponential, below 1e-3": 29}
+    assert all(type(v) is int for v in got.values())
+    with pytest.raises(AssertionError, match=r"not a whole number: 'linear, below 1e-3': 1.5, "
+                                             r"'exponential, below 1e-3': True"):
+        grading.read_counts({"linear, below 1e-3": 1.5, "exponential, below 1e-3": True}, keys, "sweep_predictions")
