@@ -36,7 +36,7 @@ IDIOMS = {
     "a docstring naming a dunder": r"\.__init__'s",
     "import os": r"^import os$",
     "a star import": r"^from [\w.]+ import \*$",
-    "a class as a default argument": r"=nn\.Conv2d\)",
+    "a class as a default argument": r"=(nn|layers)\.\w+[,)]",
     "a helper with __iter__": r"def __iter__",
 }
 

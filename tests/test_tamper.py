@@ -34,9 +34,10 @@ pytestmark = pytest.mark.slow
 LESSON, NAME = "01-shape-alignment", "pytorch.ipynb"
 
 WRONG = {
-    # a 3x3 convolution: the right shape with 9x the weights
-    "ex3-answer": "def make_projection(in_channels, out_channels):\n"
-                  "    return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)\n",
+    # pooling taken to check the layout as a conv does: one prediction of seven wrong
+    "ex3-answer": "layout_predictions = {'pool then concat': 'ok', 'concat unaligned': 'error',\n"
+                  "    'conv, wrong layout': 'error', 'pool, wrong layout': 'error', '1x1 from 64 channels': 'error',\n"
+                  "    'concat on a spatial axis': 'silent', 'upsample, wrong layout': 'silent'}\n",
     # average- instead of max-pooling: the right shape, wrong values (only check_close notices)
     "ex4-answer": "def fuse_two_layers(layer1_output, layer2_output):\n"
                   "    return torch.cat([F.avg_pool2d(layer1_output, 2), layer2_output], dim=1)\n",

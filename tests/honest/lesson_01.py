@@ -80,40 +80,30 @@ def resize_map(x, size, method):
 ''',
         ],
         "ex3-answer": [
-            # a module of one's own: setattr with an f-string, forward(self, input), __class__ in
-            # extra_repr, a default argument that is a class
-            '''class Projection(nn.Module):
-    """A 1x1 projection; the arguments are nn.Conv2d.__init__'s."""
-
-    def __init__(self, in_channels, out_channels, conv=nn.Conv2d):
-        super().__init__()
-        for i, (a, b) in enumerate([(in_channels, out_channels)]):
-            setattr(self, f"proj{i}", conv(a, b, kernel_size=1))
-
-    def forward(self, input):
-        return self.proj0(input)
-
-    def extra_repr(self):
-        return f"{self.__class__.__name__} with one 1x1 conv"
-
-
-def make_projection(in_channels, out_channels):
-    return Projection(in_channels, out_channels)
+            # built up line by line, other spellings of the words
+            '''layout_predictions = {}
+layout_predictions["pool then concat"] = "OK"
+layout_predictions["concat unaligned"] = "Error"
+layout_predictions["conv, wrong layout"] = "error "
+layout_predictions["pool, wrong layout"] = "Silent"
+layout_predictions["1x1 from 64 channels"] = "ERROR"
+layout_predictions["concat on a spatial axis"] = "silent"
+layout_predictions["upsample, wrong layout"] = "silent"
 ''',
-            # import os to print a path, a helper class with __iter__, nn.Sequential
-            '''import os
-print("working in", os.getcwd())
-
-class Sizes:
-    def __init__(self, *sizes):
-        self.sizes = sizes
-
-    def __iter__(self):
-        return iter(self.sizes)
-
-def make_projection(in_channels, out_channels):
-    cin, cout = Sizes(in_channels, out_channels)
-    return nn.Sequential(nn.Conv2d(cin, cout, (1, 1), bias=True))
+            # ran the lines first, with the lesson's own helper, keys spaced differently
+            '''from coursekit.shapes import snippet_outcome
+photo = x_nhwc
+runs = {
+    "pool then concat": (lambda: torch.cat([F.max_pool2d(fine, 2), coarse], dim=1), (4, 192, 14, 14)),
+    "concat unaligned": (lambda: torch.cat([fine, coarse], dim=1), (4, 192, 28, 28)),
+    "conv,wrong layout": (lambda: nn.Conv2d(3, 8, 3, padding=1)(photo), (1, 8, 64, 64)),
+    "pool,wrong layout": (lambda: F.max_pool2d(photo, 2), (1, 32, 32, 3)),
+    "1x1 from 64 channels": (lambda: ck.ChannelProjection(64, 96)(torch.cat([F.max_pool2d(fine, 2), coarse], 1)),
+                             (4, 96, 14, 14)),
+    "concat on a spatial axis": (lambda: torch.cat([fine, fine], dim=3), (4, 128, 28, 28)),
+    "upsample,  wrong layout": (lambda: F.interpolate(coarse.permute(0, 2, 3, 1), scale_factor=2), (4, 28, 28, 128)),
+}
+layout_predictions = {k: snippet_outcome(*v)[0] for k, v in runs.items()}
 ''',
         ],
         "ex4-answer": [
@@ -144,6 +134,41 @@ class PoolThenJoin(nn.Module):
 
 def fuse_two_layers(layer1_output, layer2_output):
     return PoolThenJoin()(layer1_output, layer2_output)
+''',
+            # a module of one's own: setattr with an f-string, a class as a default argument,
+            # __class__ in extra_repr, a docstring naming a dunder
+            '''class PoolThenJoin(nn.Module):
+    """Max-pool, then join; the arguments are nn.MaxPool2d.__init__'s."""
+
+    def __init__(self, kernel_size=2, pool=nn.MaxPool2d):
+        super().__init__()
+        for i, k in enumerate([kernel_size]):
+            setattr(self, f"pool{i}", pool(k))
+
+    def forward(self, input, other):
+        return torch.cat([self.pool0(input), other], dim=1)
+
+    def extra_repr(self):
+        return f"{self.__class__.__name__} joining along channels"
+
+
+def fuse_two_layers(layer1_output, layer2_output):
+    return PoolThenJoin()(layer1_output, layer2_output)
+''',
+            # import os to print a path, a helper class with __iter__
+            '''import os
+print("working in", os.getcwd())
+
+class Axes:
+    def __init__(self, *axes):
+        self.axes = axes
+
+    def __iter__(self):
+        return iter(self.axes)
+
+def fuse_two_layers(layer1_output, layer2_output):
+    channels, *_ = Axes(1, 2, 3)
+    return torch.cat([F.max_pool2d(layer1_output, 2), layer2_output], dim=channels)
 ''',
         ],
     },
@@ -220,37 +245,24 @@ def resize_map(x, size, method):
 ''',
         ],
         "ex3-answer": [
-            '''class Projection(layers.Layer):
-    """A 1x1 projection; the arguments follow keras.layers.Conv2D.__init__."""
-
-    def __init__(self, out_channels, conv=layers.Conv2D, **kwargs):
-        super().__init__(**kwargs)
-        for i, n in enumerate([out_channels]):
-            setattr(self, f"proj{i}", conv(n, 1))
-
-    def call(self, input):
-        return self.proj0(input)
-
-    def __repr__(self):
-        return f"{self.__class__.__name__}()"
-
-
-def make_projection(in_channels, out_channels):
-    return Projection(out_channels)
+            # grouped by answer, then flattened
+            '''by_outcome = {"ok": ["pool then concat"], "error": ["concat unaligned", "1x1 from 64 channels"],
+              "silent": ["conv, wrong layout", "pool, wrong layout", "concat on a spatial axis", "upsample, wrong layout"]}
+layout_predictions = {key: outcome.upper() for outcome, keys in by_outcome.items() for key in keys}
 ''',
-            '''import os
-print("working in", os.getcwd())
-
-class Sizes:
-    def __init__(self, *sizes):
-        self.sizes = sizes
-
-    def __iter__(self):
-        return iter(self.sizes)
-
-def make_projection(in_channels, out_channels):
-    _, cout = Sizes(in_channels, out_channels)
-    return keras.Sequential([layers.Conv2D(filters=cout, kernel_size=(1, 1), use_bias=True)])
+            # ran the lines first, with the lesson's own helper
+            '''from coursekit.shapes import snippet_outcome
+photo = x_nchw
+layout_predictions = dict(
+    [("pool then concat", snippet_outcome(lambda: layers.Concatenate(axis=-1)([layers.MaxPooling2D(2)(fine), coarse]), (4, 14, 14, 192))[0]),
+     ("concat unaligned", snippet_outcome(lambda: layers.Concatenate(axis=-1)([fine, coarse]), (4, 28, 28, 192))[0]),
+     ("conv, wrong layout", snippet_outcome(lambda: layers.Conv2D(8, 3, padding="same")(photo), (1, 64, 64, 8))[0]),
+     ("pool, wrong layout", snippet_outcome(lambda: layers.MaxPooling2D(2)(photo), (1, 3, 32, 32))[0]),
+     ("1x1 from 64 channels", snippet_outcome(lambda: ck.ChannelProjection(64, 96)(
+         layers.Concatenate(axis=-1)([layers.MaxPooling2D(2)(fine), coarse])), (4, 14, 14, 96))[0]),
+     ("concat on a spatial axis", snippet_outcome(lambda: layers.Concatenate(axis=2)([fine, fine]), (4, 28, 28, 128))[0]),
+     ("upsample, wrong layout", snippet_outcome(lambda: layers.UpSampling2D(2)(ops.transpose(coarse, (0, 3, 1, 2))),
+                                                (4, 128, 28, 28))[0])])
 ''',
         ],
         "ex4-answer": [
@@ -266,6 +278,40 @@ def fuse_two_layers(layer1_output, layer2_output):
         _ = np.random.rand(3)  # shifts the global random state
         pooled = tf.nn.max_pool2d(layer1_output, ksize=2, strides=2, padding="VALID")
     return tf.concat([pooled, layer2_output], -1)
+''',
+            # a layer of one's own: setattr with an f-string, __class__ in __repr__, a docstring naming a dunder
+            '''class PoolThenJoin(layers.Layer):
+    """Max-pool, then join; the arguments follow keras.layers.MaxPooling2D.__init__'s."""
+
+    def __init__(self, pool_size=2, pool=layers.MaxPooling2D, **kwargs):
+        super().__init__(**kwargs)
+        for i, k in enumerate([pool_size]):
+            setattr(self, f"pool{i}", pool(k))
+
+    def call(self, input, other):
+        return ops.concatenate([self.pool0(input), other], axis=-1)
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}()"
+
+
+def fuse_two_layers(layer1_output, layer2_output):
+    return PoolThenJoin()(layer1_output, layer2_output)
+''',
+            # import os to print a path, a helper class with __iter__
+            '''import os
+print("working in", os.getcwd())
+
+class Axes:
+    def __init__(self, *axes):
+        self.axes = axes
+
+    def __iter__(self):
+        return iter(self.axes)
+
+def fuse_two_layers(layer1_output, layer2_output):
+    *_, channels = Axes(1, 2, 3)
+    return ops.concatenate([ops.max_pool(layer1_output, 2, strides=2), layer2_output], axis=channels)
 ''',
         ],
     },

@@ -26,9 +26,10 @@ WRONG = {
         return x[:, :, top:top + th, left:left + tw]
     raise ValueError(method)
 ''',
-        # A 3x3 conv with padding: right shape, 9x the weights.
-        "ex3-answer": '''def make_projection(in_channels, out_channels):
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        # Pooling taken to check the layout the way a conv does: it has no weights to notice it.
+        "ex3-answer": '''layout_predictions = {"pool then concat": "ok", "concat unaligned": "error", "conv, wrong layout": "error",
+                      "pool, wrong layout": "error", "1x1 from 64 channels": "error",
+                      "concat on a spatial axis": "silent", "upsample, wrong layout": "silent"}
 ''',
         # Upsamples the coarse map instead of pooling the fine one: shape (32, 192, 28, 28).
         "ex4-answer": '''def fuse_two_layers(layer1_output, layer2_output):
@@ -58,8 +59,10 @@ WRONG = {
         return x[:, top:top + th, left:left + tw, :]
     raise ValueError(method)
 ''',
-        "ex3-answer": '''def make_projection(in_channels, out_channels):
-    return layers.Conv2D(out_channels, kernel_size=3, padding="same")
+        # PyTorch's rule carried over: a fresh Conv2D builds itself for whatever last axis it gets.
+        "ex3-answer": '''layout_predictions = {"pool then concat": "ok", "concat unaligned": "error", "conv, wrong layout": "error",
+                      "pool, wrong layout": "silent", "1x1 from 64 channels": "error",
+                      "concat on a spatial axis": "silent", "upsample, wrong layout": "silent"}
 ''',
         # Upsamples the coarse map instead of pooling the fine one: shape (32, 28, 28, 192).
         "ex4-answer": '''def fuse_two_layers(layer1_output, layer2_output):
