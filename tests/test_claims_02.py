@@ -241,3 +241,29 @@ def test_head_input_shares_match_the_head_with_one_branch_zeroed(fw):
             sq = [float(np.sum(ops.convert_to_numpy(p).astype(np.float64) ** 2)) for p in parts]
         expected = [v / sum(sq) for v in sq]
         np.testing.assert_allclose(failure.head_input_shares(net, xs.inputs), expected, rtol=1e-4)
+
+
+# Exercise 1's answers and the numbers the text after it states, for seeds 0-2 (no training: they
+# hold at every run size). Margins: the 10% line is never closer than a factor 3 on either side.
+INIT_SHARE_CLAIMS = {  # setting: (drowned branch, A's head-input share low, high)
+    "x10": ("A", 0.0, 0.012),
+    "both x100": ("neither", 0.32, 0.53),
+    "x100, B standardized": ("neither", 0.32, 0.53),
+    "A x100": ("B", 0.999, 1.0),
+    "x100, both sigmoid": ("neither", 0.20, 0.44),
+    "x100, A sigmoid": ("A", 0.0, 0.0005),
+}
+
+
+@pytest.mark.parametrize("fw", FW)
+def test_which_branch_is_drowned_at_initialization(fw):
+    from coursekit.experiments import INIT_SHARE_SETTINGS, drowned_branch
+
+    _, failure = ck_of(fw)
+    assert set(INIT_SHARE_CLAIMS) == set(INIT_SHARE_SETTINGS)
+    for setting, (drowned, low, high) in INIT_SHARE_CLAIMS.items():
+        for seed in (0, 1, 2):
+            shares = failure.init_head_shares(setting, seed=seed)
+            assert drowned_branch(shares) == drowned, (fw, setting, seed, shares)
+            assert low <= shares[0] <= high, (fw, setting, seed, shares)
+            assert min(shares) < 0.1 / 3 or min(shares) > 0.1 * 2, (fw, setting, seed, shares)

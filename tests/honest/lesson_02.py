@@ -10,19 +10,21 @@ LESSON = "02-concat-failure-modes"
 HONEST = {
     "pytorch": {
         "ex1-answer": [
-            # A loop in float64, a tuple instead of a list.
-            '''def branch_scales(branches):
-    out = []
-    for b in branches:
-        t = b.detach().double()
-        out.append(t.abs().sum().item() / t.numel())
-    return tuple(out)
+            # Built up key by key, other spellings of the choices, extra notes under another key.
+            '''drowned_predictions = {}
+drowned_predictions["x10"] = "a"
+drowned_predictions["both x100"] = "Neither"
+drowned_predictions["x100, B standardized"] = " neither "
+drowned_predictions["A x100"] = "b"
+drowned_predictions["x100, both sigmoid"] = "NEITHER"
+drowned_predictions["x100, A sigmoid"] = "A"
+drowned_predictions["notes"] = "squared norms: x10 is a 100x gap"
 ''',
-            # numpy, after drawing from the global random generators.
-            '''def branch_scales(branches):
-    torch.randn(3)
-    np.random.rand(2)
-    return [float(np.mean(np.abs(b.detach().cpu().numpy()))) for b in branches]
+            # Measured instead of predicted, with the lesson's own tools, keys spaced differently.
+            '''from coursekit.experiments import drowned_branch
+keys = ["x10", "both x100", "x100,B standardized", "A x100", "x100,  both sigmoid", "x100, A sigmoid"]
+drowned_predictions = dict(zip(keys, [drowned_branch(failure.init_head_shares(" ".join(k.replace(",", ", ").split())))
+                                      for k in keys]))
 ''',
         ],
         "ex2-answer": [
@@ -84,19 +86,16 @@ HONEST = {
     },
     "keras": {
         "ex1-answer": [
-            # numpy, a tuple.
-            '''def branch_scales(branches):
-    return tuple(float(np.abs(np.asarray(b, dtype=np.float64)).mean()) for b in branches)
+            # dict(...) with tuples of keys, lower case.
+            '''answers = {("x10", "x100, A sigmoid"): "a", ("A x100",): "b",
+           ("both x100", "x100, B standardized", "x100, both sigmoid"): "neither"}
+drowned_predictions = {key: choice for keys, choice in answers.items() for key in keys}
 ''',
-            # keras.ops in a loop, after drawing from the global random generators.
-            '''def branch_scales(branches):
-    keras.random.normal((2,))
-    np.random.rand(2)
-    scales = []
-    for b in branches:
-        t = ops.convert_to_tensor(b)
-        scales.append(float(ops.sum(ops.abs(t))) / float(ops.size(t)))
-    return scales
+            # Measured instead of predicted, after drawing from the global random generators.
+            '''from coursekit.experiments import INIT_SHARE_SETTINGS, drowned_branch
+keras.random.normal((2,))
+np.random.rand(2)
+drowned_predictions = {k: drowned_branch(failure.init_head_shares(k)) for k in INIT_SHARE_SETTINGS}
 ''',
         ],
         "ex2-answer": [

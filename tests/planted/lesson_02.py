@@ -4,9 +4,9 @@ LESSON = "02-concat-failure-modes"
 
 WRONG = {
     "pytorch": {
-        # The signed mean: positive and negative activations cancel, so it is no scale.
-        "ex1-answer": '''def branch_scales(branches):
-    return [float(b.detach().mean()) for b in branches]
+        # A 10x gap taken for a small one: the share is of squared norms, so x10 drowns branch A at the start.
+        "ex1-answer": '''drowned_predictions = {"x10": "neither", "both x100": "neither", "x100, B standardized": "neither",
+                       "A x100": "B", "x100, both sigmoid": "neither", "x100, A sigmoid": "A"}
 ''',
         # Shares of the plain norms: the square is forgotten.
         "ex2-answer": '''def gradient_shares(grads):
@@ -29,8 +29,9 @@ WRONG = {
 ''',
     },
     "keras": {
-        "ex1-answer": '''def branch_scales(branches):
-    return [float(ops.mean(ops.convert_to_tensor(b))) for b in branches]
+        # Absolute scale taken for the cause: with both inputs x100 the ratio is 1, nothing is drowned.
+        "ex1-answer": '''drowned_predictions = {"x10": "A", "both x100": "A", "x100, B standardized": "neither",
+                       "A x100": "B", "x100, both sigmoid": "neither", "x100, A sigmoid": "A"}
 ''',
         "ex2-answer": '''def gradient_shares(grads):
     norms = [float(np.linalg.norm(ops.convert_to_numpy(g))) for g in grads]
