@@ -260,3 +260,23 @@ def test_run_custom_fusion_names_what_a_bad_factory_returned(fw):
     layer = "torch.nn.Module" if fw == "torch" else "keras.layers.Layer"
     with pytest.raises(TypeError, match=rf"returned a int, not a {layer}\. Pass the layer"):
         st.run_custom_fusion(lambda: 3, epochs=1, n=64)
+
+
+# Exercise 3's answers and the text after it: only SE and the attention gate weigh by their input.
+# Untrained layers on random maps, so they hold at every run size; seeds 0-2, both frameworks.
+WEIGHTING = {"add": "nothing", "concat": "nothing", "concat_1x1": "fixed", "weighted": "fixed",
+             "se": "input", "attention": "input"}
+
+
+@pytest.mark.parametrize("fw", ["torch", "keras"])
+def test_only_se_and_attention_weigh_by_their_input(fw):
+    _, strategies = ck_of(fw)
+    assert set(WEIGHTING) == set(FUSIONS)
+    for seed in (0, 1, 2):
+        for fusion, kind in WEIGHTING.items():
+            w = strategies.fusion_weighting(fusion, seed=seed)
+            assert w.kind == kind, (fw, seed, w)
+            # far from the 1e-4 line on both sides: rounding error against a clear nonlinearity
+            assert w.nonlinearity < 1e-6 if kind != "input" else w.nonlinearity > 1e-2, (fw, seed, w)
+    with pytest.raises(ValueError, match="fusion must be one of .*received 'sum'"):
+        strategies.fusion_weighting("sum")

@@ -24,9 +24,9 @@ WRONG = {
     s = F.relu(z @ w1.T + b1) @ w2.T + b2
     return x * s[:, :, None, None]
 ''',
-        # Softmax over the width axis instead of the branch axis.
-        "ex3-answer": '''def branch_attention(scores):
-    return torch.softmax(scores, dim=-1)
+        # Concatenation taken for a weighing layer: it has no parameters, the head conv after it weighs.
+        "ex3-answer": '''fusion_weighting = {"add": "nothing", "concat": "fixed", "concat_1x1": "fixed",
+                    "weighted": "fixed", "se": "input", "attention": "input"}
 ''',
         # Fixes the list (nn.ModuleList) but leaves the gate a plain tensor.
         "ex4-answer": '''def make_fixed_fusion(channels):
@@ -62,9 +62,9 @@ WRONG = {
     s = ops.matmul(ops.relu(ops.matmul(z, w1) + b1), w2) + b2
     return x * s[:, None, None, :]
 ''',
-        # Softmax over axis 1 (the height, PyTorch's channel position) instead of the branch axis.
-        "ex3-answer": '''def branch_attention(scores):
-    return ops.softmax(scores, axis=1)
+        # The learned softmax weights taken for input-dependent ones: they are two numbers for every input.
+        "ex3-answer": '''fusion_weighting = {"add": "nothing", "concat": "nothing", "concat_1x1": "fixed",
+                    "weighted": "input", "se": "input", "attention": "input"}
 ''',
         # Owns the gate now, but created it with trainable=False: still never updated.
         "ex4-answer": '''def make_fixed_fusion(channels):
