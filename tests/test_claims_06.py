@@ -218,3 +218,33 @@ def test_adam_range_test_puts_001_in_the_good_decade(fw, seed):
     adam_star = range_test(fw, seed, "adam").suggested_lr
     assert 3e-3 < adam_star < 0.1, adam_star
     assert adam_star < range_test(fw, seed).suggested_lr / 5  # Adam's good LRs sit far below SGD's
+
+
+def test_schedule_quiz_answers_and_the_numbers_after_it():
+    """Exercise 4's answers and the text after it (schedules only: no training, every run size)."""
+    import numpy as np
+
+    from coursekit.schedules import SCHEDULE_QUIZ, schedule_quiz_answer, schedule_quiz_values
+
+    assert {k: schedule_quiz_answer(k) for k in SCHEDULE_QUIZ} == {
+        "zero at the start": "warmup_cosine", "peaks last": "one_cycle", "lowest at step 80": "step",
+        "half at step 100": "cosine", "highest at step 150": "one_cycle"}
+    v = schedule_quiz_values()
+    assert int(np.argmax(v["one_cycle"])) == 59 and int(np.argmax(v["warmup_cosine"])) == 20
+    assert v["cosine"][100] == pytest.approx(0.05, abs=1e-12) and v["warmup_cosine"][100] > 0.055
+    assert [round(v[n][150], 3) for n in ("one_cycle", "warmup_cosine", "cosine")] == [0.027, 0.018, 0.015]
+    assert v["step"][65] == pytest.approx(0.1) and v["step"][66] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="unknown question 'fastest'"):
+        schedule_quiz_answer("fastest")
+
+
+def test_where_a_sweep_spends_its_steps():
+    """Exercise 1's answers and the text after it: the 100 LRs of section 2's sweep, 1e-5 to 100."""
+    import numpy as np
+
+    expo, lin = np.geomspace(1e-5, 100, 100), np.linspace(1e-5, 100, 100)
+    assert [(expo < 1e-3).sum(), (lin < 1e-3).sum(), ((expo >= 0.01) & (expo < 0.1)).sum(), (lin >= 1).sum()] == \
+        [29, 1, 14, 99]
+    per_decade = [int(((expo >= 10.0 ** k) & (expo < 10.0 ** (k + 1))).sum()) for k in range(-5, 2)]
+    assert set(per_decade) == {14, 15}
+    assert ((lin >= 10) & (lin < 100)).sum() == 89

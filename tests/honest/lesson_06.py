@@ -4,20 +4,18 @@ LESSON = "06-learning-rate"
 
 # Exercises 1, 3 and 4 are plain Python/numpy and read the same in both notebooks.
 _EX1 = [
-    # numpy's own geometric grid
-    '''def lr_sweep(start_lr, end_lr, num_steps):
-    return list(np.geomspace(start_lr, end_lr, num_steps))
+    # floats, other spellings of the keys
+    '''sweep_predictions = {"Exponential, below 1e-3": 29.0, "linear,below 1e-3": 1.0,
+                     "exponential, in [0.01, 0.1)": 14.0, "Linear, at least 1": 99.0}
 ''',
-    # evenly spaced exponents, a loop, a stray global draw
-    '''import random
-
-def lr_sweep(start_lr, end_lr, num_steps):
-    random.random()
-    lo, hi = math.log10(start_lr), math.log10(end_lr)
-    out = []
-    for i in range(num_steps):
-        out.append(10 ** (lo + (hi - lo) * i / (num_steps - 1)))
-    return out
+    # counted with numpy instead of predicted: numpy integers
+    '''expo, lin = np.geomspace(1e-5, 100, 100), np.linspace(1e-5, 100, 100)
+sweep_predictions = {
+    "exponential, below 1e-3": (expo < 1e-3).sum(),
+    "linear, below 1e-3": np.count_nonzero(lin < 1e-3),
+    "exponential, in [0.01, 0.1)": ((expo >= 0.01) & (expo < 0.1)).sum(),
+    "linear, at least 1": (lin >= 1).sum(),
+}
 ''',
 ]
 _EX3 = [
@@ -49,21 +47,23 @@ _EX3 = [
 ''',
 ]
 _EX4 = [
-    # numpy, p clipped to [0, 1]
-    '''def warmup_cosine_lr(step, base_lr, total_steps, warmup_steps, final_lr=0.0):
-    if warmup_steps > 0 and step < warmup_steps:
-        return step / warmup_steps * base_lr
-    p = np.clip((step - warmup_steps) / (total_steps - warmup_steps), 0.0, 1.0)
-    return float(final_lr + (base_lr - final_lr) * (1 + np.cos(np.pi * p)) / 2)
+    # other spellings of keys and names, built with dict()
+    '''schedule_answers = dict([("Zero at the start", "Warmup_Cosine"), ("peaks  last", "ONE_CYCLE"),
+                         ("lowest at step 80", " step"), ("half at step 100", "Cosine"),
+                         ("highest at step 150", "one_cycle")])
 ''',
-    # an early return after the end, cos written as 1 - 2 sin^2
-    '''def warmup_cosine_lr(step, base_lr, total_steps, warmup_steps, final_lr=0.0):
-    if step >= total_steps:
-        return final_lr
-    if step < warmup_steps:
-        return base_lr * step / warmup_steps
-    p = (step - warmup_steps) / (total_steps - warmup_steps)
-    return final_lr + (base_lr - final_lr) * (1 - math.sin(math.pi * p / 2) ** 2)
+    # computed from the schedules instead of predicted
+    '''T = 200
+opts = {"constant": {}, "step": {"step_size": T // 3}, "cosine": {}, "warmup_cosine": {"warmup_steps": T // 10},
+        "one_cycle": {}}
+lr = {n: np.array(ck.schedule_values(n, base_lr=0.1, total_steps=T, **o)) for n, o in opts.items()}
+schedule_answers = {
+    "zero at the start": min(lr, key=lambda n: lr[n][0]),
+    "peaks last": max(lr, key=lambda n: lr[n].argmax()),
+    "lowest at step 80": min(lr, key=lambda n: lr[n][80]),
+    "half at step 100": min(lr, key=lambda n: abs(lr[n][100] - 0.05)),
+    "highest at step 150": max((n for n in lr if n != "constant"), key=lambda n: lr[n][150]),
+}
 ''',
 ]
 

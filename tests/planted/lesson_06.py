@@ -3,8 +3,9 @@
 LESSON = "06-learning-rate"
 
 # Exercises 1, 3 and 4 are plain Python/numpy and read the same in both notebooks.
-_EX1_LINEAR_SWEEP = '''def lr_sweep(start_lr, end_lr, num_steps):
-    return list(np.linspace(start_lr, end_lr, num_steps))
+# The exponential sweep taken to crowd its steps at the top like the linear one: 1 below 1e-3, not 29.
+_EX1_LINEAR_SWEEP = '''sweep_predictions = {"exponential, below 1e-3": 1, "linear, below 1e-3": 1,
+                     "exponential, in [0.01, 0.1)": 14, "linear, at least 1": 99}
 '''
 # Picks the LR of the lowest loss: right at the edge of divergence.
 _EX3_MINIMUM = '''def choose_lr(lrs, losses):
@@ -14,11 +15,11 @@ _EX3_MINIMUM = '''def choose_lr(lrs, losses):
     return float(lrs[m])
 '''
 # Off by one step in the warmup: base_lr / warmup_steps at step 0 instead of 0.
-_EX4_OFF_BY_ONE = '''def warmup_cosine_lr(step, base_lr, total_steps, warmup_steps, final_lr=0.0):
-    if step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    p = min(step - warmup_steps, total_steps - warmup_steps) / (total_steps - warmup_steps)
-    return final_lr + (base_lr - final_lr) * 0.5 * (1 + math.cos(math.pi * p))
+# The warmup taken for a shift of nothing: warmup + cosine's cosine starts 20 steps later, so it is
+# still above half at the middle of the run.
+_EX4_HALF_WRONG = '''schedule_answers = {"zero at the start": "warmup_cosine", "peaks last": "one_cycle",
+                    "lowest at step 80": "step", "half at step 100": "warmup_cosine",
+                    "highest at step 150": "one_cycle"}
 '''
 
 WRONG = {
@@ -50,7 +51,7 @@ WRONG = {
     return lrs, losses
 ''',
         "ex3-answer": _EX3_MINIMUM,
-        "ex4-answer": _EX4_OFF_BY_ONE,
+        "ex4-answer": _EX4_HALF_WRONG,
     },
     "keras": {
         "ex1-answer": _EX1_LINEAR_SWEEP,
@@ -77,6 +78,6 @@ WRONG = {
     return lrs, losses
 ''',
         "ex3-answer": _EX3_MINIMUM,
-        "ex4-answer": _EX4_OFF_BY_ONE,
+        "ex4-answer": _EX4_HALF_WRONG,
     },
 }
