@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from .data import TwoBranchData
 from .experiments import FusionRun, api_with, run_two_branch_with
@@ -73,3 +74,113 @@ def tiny_regression_data(seed: int = 0, n: int = 64):
     x = rng.standard_normal((n, 3)).astype(np.float32)
     y = (x @ np.array([[1.5], [-2.0], [0.5]]) + 0.1 * rng.standard_normal((n, 1))).astype(np.float32)
     return x, y
+
+
+# Lesson 06's exercise 2: what moves the range test's suggestion. One base test on
+# `tiny_regression` and five changes of one setting each; a suggestion counts as moved when it
+# changes by more than SHIFT_TOLERANCE (x or /). Over seeds 0-5 and both frameworks the five move it
+# by about x0.3-0.5, x4-11, x1.4-1.9, x0.6-0.7 and x1.00 (tests/test_claims_06.py), far from 1.25.
+RANGE_BASE = {"start_lr": 1e-4, "end_lr": 10.0, "num_steps": 100, "smooth": 0.05, "diverge_factor": 4.0}
+RANGE_KNOBS = {
+    "200 steps": {"num_steps": 200},
+    "25 steps": {"num_steps": 25},
+    "end_lr 1000": {"end_lr": 1000.0},
+    "smooth 0.3": {"smooth": 0.3},
+    "diverge_factor 2": {"diverge_factor": 2.0},
+}
+SHIFTS = ("lower", "same", "higher")
+SHIFT_TOLERANCE = 1.25
+
+
+def shift_of(base_lr: float, lr: float, tolerance: float = SHIFT_TOLERANCE) -> str:
+    """"lower", "same" or "higher": where `lr` lies against `base_lr`, "same" within a factor
+    `tolerance` either way."""
+    if not (base_lr > 0 and lr > 0):
+        raise ValueError(f"shift_of compares two positive learning rates; received {base_lr!r} and {lr!r}.")
+    if lr < base_lr / tolerance:
+        return "lower"
+    return "higher" if lr > base_lr * tolerance else "same"
+
+
+@dataclass(frozen=True)
+class KnobShift:
+    """One changed setting of the range test: the base and the changed test's suggested LR."""
+
+    knob: str
+    base_lr: float
+    lr: float
+
+    @property
+    def shift(self) -> str:
+        return shift_of(self.base_lr, self.lr)
+
+    def __str__(self) -> str:
+        return (f"{self.knob:>17}: suggested lr {self.lr:.3g} against {self.base_lr:.3g} "
+                f"(x{self.lr / self.base_lr:.2f}) -> {self.shift}")
+
+
+def range_knob_shifts_with(lr_range_test: Callable[..., Any], tiny_regression: Callable[[int], tuple],
+                           seed: int = 0, knobs: Sequence[str] | None = None) -> dict[str, KnobShift]:
+    """The body of both halves' `range_knob_shifts`: the suggested LR of the base range test
+    (`RANGE_BASE`, SGD, mean squared error, the full batch of `tiny_regression(seed)`) and of each
+    change in `RANGE_KNOBS` (or of the `knobs` named), every test from the same fresh model."""
+    names = list(RANGE_KNOBS) if knobs is None else list(knobs)
+    unknown = [k for k in names if k not in RANGE_KNOBS]
+    if unknown:
+        raise ValueError(f"unknown knob(s) {unknown}; choose from {list(RANGE_KNOBS)}.")
+
+    def suggested(**changes: Any) -> float:
+        model, x, y = tiny_regression(seed)
+        result = lr_range_test(model, x, y, loss="mse", optimizer="sgd", batch_size=len(y), seed=seed,
+                               **{**RANGE_BASE, **changes})
+        if result.suggested_lr is None:
+            raise RuntimeError(f"the range test with {changes or 'the base settings'} found no descent (seed {seed}).")
+        return float(result.suggested_lr)
+
+    base = suggested()
+    return {knob: KnobShift(knob, base, suggested(**RANGE_KNOBS[knob])) for knob in names}
+
+
+# Lesson 06's exercise 3: range tests that went wrong, read off their curves. Each is the base test
+# on `tiny_regression` with one mistake; the letters are the order the exercise shows them in.
+RANGE_FAULTS = ("healthy", "ends too low", "starts too high", "already trained")
+RANGE_FAULT_CURVES = {"A": "ends too low", "B": "already trained", "C": "healthy", "D": "starts too high"}
+_FAULT_SETTINGS = {"healthy": {}, "ends too low": {"end_lr": 1e-2}, "starts too high": {"start_lr": 1.0, "end_lr": 1e3},
+                   "already trained": {}}
+
+
+def least_squares_fit(seed: int = 0) -> tuple[Any, Any]:
+    """The weights (3, 1) and bias (1,) that fit `tiny_regression_data(seed)` best: a model
+    that has nothing left to learn (float32 numpy)."""
+    import numpy as np
+
+    x, y = tiny_regression_data(seed)
+    solution = np.linalg.lstsq(np.hstack([x, np.ones((len(x), 1), np.float32)]), y, rcond=None)[0]
+    return solution[:3].astype(np.float32), solution[3].astype(np.float32)
+
+
+def range_fault_curves_with(lr_range_test: Callable[..., Any], tiny_regression: Callable[[int], tuple],
+                            set_linear: Callable[[Any, Any, Any], None], seed: int = 0) -> dict[str, Any]:
+    """The body of both halves' `range_fault_curves`: {letter: LRRangeResult}, each curve the range
+    test of `RANGE_BASE` on `tiny_regression(seed)` with the mistake `RANGE_FAULT_CURVES[letter]`
+    (`set_linear(model, weights, bias)` loads `least_squares_fit` for "already trained")."""
+    curves = {}
+    for letter, fault in RANGE_FAULT_CURVES.items():
+        model, x, y = tiny_regression(seed)
+        if fault == "already trained":
+            set_linear(model, *least_squares_fit(seed))
+        curves[letter] = lr_range_test(model, x, y, loss="mse", optimizer="sgd", batch_size=len(y), seed=seed,
+                                       **{**RANGE_BASE, **_FAULT_SETTINGS[fault]})
+    return curves
+
+
+def range_fault_table(curves: dict[str, Any]) -> str:
+    """One line per curve of `range_fault_curves`: its LR span, points, first and lowest smoothed
+    loss and where the test stopped."""
+    lines = []
+    for letter, r in curves.items():
+        low = min(range(len(r.losses)), key=lambda i: r.losses[i])
+        stop = f"stopped at lr {r.diverged_at:.3g}" if r.diverged_at is not None else "never stopped"
+        lines.append(f"{letter}: lr {r.lrs[0]:.3g} to {r.lrs[-1]:.3g}, {len(r.lrs):3d} points, smoothed loss "
+                     f"{r.losses[0]:.3g} at first, lowest {r.losses[low]:.3g} at lr {r.lrs[low]:.3g}, {stop}")
+    return "\n".join(lines)

@@ -20,6 +20,7 @@ __all__ = [
     "plot_gradient_flow",
     "plot_history",
     "plot_lr_range",
+    "plot_lr_ranges",
 ]
 
 
@@ -199,6 +200,31 @@ def plot_lr_range(result: LRRangeResult, show_raw: bool = True):
     ax.set_title("LR range test", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_ranges(results: Mapping[str, LRRangeResult]):
+    """Several LR range tests side by side, one panel each, titled by its key: the raw and the
+    smoothed loss against the LR, on shared log axes and with no suggestion marked, so that the
+    panels are read by their shapes and spans alone."""
+    import matplotlib.pyplot as plt
+
+    items = list(dict(results).items()) if isinstance(results, Mapping) else []
+    if not items or not all(isinstance(r, LRRangeResult) for _, r in items):
+        raise TypeError("plot_lr_ranges expects a non-empty dict of LRRangeResult (e.g. lrlab.range_fault_curves()); "
+                        f"received {type(results).__name__}.")
+    fig, axes = plt.subplots(1, len(items), figsize=(3.0 * len(items), 3.0), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, result) in zip(axes[0], items):
+        ax.plot(result.lrs, result.raw_losses, color="C0", alpha=0.3, lw=1, label="raw")
+        ax.plot(result.lrs, result.losses, color="C0", label="smoothed")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(str(name), fontsize=10)
+        ax.set_xlabel("learning rate")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("loss")
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

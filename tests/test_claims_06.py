@@ -248,3 +248,74 @@ def test_where_a_sweep_spends_its_steps():
     per_decade = [int(((expo >= 10.0 ** k) & (expo < 10.0 ** (k + 1))).sum()) for k in range(-5, 2)]
     assert set(per_decade) == {14, 15}
     assert ((lin >= 10) & (lin < 100)).sum() == 89
+
+
+KNOB_ANSWERS = {"200 steps": "lower", "25 steps": "higher", "end_lr 1000": "higher", "smooth 0.3": "lower",
+                "diverge_factor 2": "same"}
+
+
+@pytest.mark.parametrize("fw", FW)
+def test_what_moves_the_range_tests_suggestion(fw, root):
+    """Exercise 2's answers and the text after it. The range test runs on tiny_regression (64
+    samples, full batch): no run size involved. For seeds 0 to 5 the five changes move the
+    suggestion the same way, never near the tolerance, and the factors the text states are seed 0's."""
+    import nbformat
+
+    from coursekit.lrlab import SHIFT_TOLERANCE, shift_of
+
+    _, lrlab = ck_of(fw)
+    for seed in range(6):
+        shifts = lrlab.range_knob_shifts(seed)
+        assert {k: s.shift for k, s in shifts.items()} == KNOB_ANSWERS, (seed, [str(s) for s in shifts.values()])
+        for s in shifts.values():  # a margin of 10% beyond the tolerance, or exactly the same
+            r = s.lr / s.base_lr
+            assert r == 1.0 or r < 1 / (1.1 * SHIFT_TOLERANCE) or r > 1.1 * SHIFT_TOLERANCE, (seed, str(s))
+    seed0 = lrlab.range_knob_shifts(0)
+    name = "pytorch" if fw == "torch" else "keras"
+    nb = nbformat.read(root / "solutions" / "06-learning-rate" / f"{name}.ipynb", as_version=4)
+    text = next(c.source for c in nb.cells if c.get("id") == "ex2-reveal-md")
+    for knob in ("200 steps", "25 steps", "end_lr 1000", "smooth 0.3"):
+        stated = f"x{seed0[knob].lr / seed0[knob].base_lr:.2g}"
+        assert stated in text, f"{name}: the text should state {knob} as {stated}"
+    assert "(x1.00)" in text and seed0["diverge_factor 2"].lr == seed0["diverge_factor 2"].base_lr
+    assert [shift_of(1.0, r) for r in (0.79, 0.81, 1.24, 1.26)] == ["lower", "same", "same", "higher"]
+    with pytest.raises(ValueError, match=r"two positive learning rates; received 0.0 and 1.0"):
+        shift_of(0.0, 1.0)
+
+
+@pytest.mark.parametrize("fw", FW)
+def test_range_tests_that_went_wrong_read_as_the_text_says(fw, root):
+    """Exercise 3's curves (tiny_regression, no run size involved), seeds 0 to 5: the healthy one
+    starts at the untrained loss, falls at least 5-fold and stops; A never stops and is lowest at its
+    last LR; B starts at the noise floor and stays within 2% of it for 80 points; D stops within 5
+    to 15 points. A and C always return a suggestion, and D's, when it has one, is over 50x C's;
+    B's, when it has one, is noise: over the seeds it spans more than 100-fold. Seed 0's numbers are
+    the text's, and there all four return one."""
+    import nbformat
+    import numpy as np
+
+    from coursekit.lrlab import RANGE_FAULT_CURVES
+
+    _, lrlab = ck_of(fw)
+    assert RANGE_FAULT_CURVES == {"A": "ends too low", "B": "already trained", "C": "healthy", "D": "starts too high"}
+    b_suggestions = []
+    for seed in range(6):
+        c = lrlab.range_fault_curves(seed)
+        losses = {k: np.asarray(r.losses) for k, r in c.items()}
+        assert c["C"].diverged_at is not None and losses["C"].min() < losses["C"][0] / 5, seed
+        assert c["A"].diverged_at is None and len(c["A"].lrs) == 100 and int(np.argmin(losses["A"])) == 99, seed
+        assert losses["B"][0] < 0.015 and np.all(np.abs(losses["B"][:80] / losses["B"][0] - 1) < 0.02), seed
+        assert losses["A"][0] == losses["C"][0] == losses["D"][0] > 1.0, seed  # the same untrained model
+        assert 5 <= len(c["D"].lrs) <= 15 and c["D"].diverged_at is not None, seed
+        assert all(c[k].suggested_lr is not None for k in "AC"), seed
+        assert c["D"].suggested_lr is None or c["D"].suggested_lr > 50 * c["C"].suggested_lr, seed
+        b_suggestions.append(c["B"].suggested_lr)
+    spread = [v for v in b_suggestions if v is not None]
+    assert max(spread) > 100 * min(spread) and min(spread) < 0.01 and 1.5 < max(spread) < 2.5, b_suggestions
+    c0 = lrlab.range_fault_curves(0)
+    assert all(r.suggested_lr is not None for r in c0.values())
+    assert (len(c0["A"].lrs), round(c0["B"].losses[0], 3), len(c0["D"].lrs)) == (100, 0.011, 12)
+    name = "pytorch" if fw == "torch" else "keras"
+    nb = nbformat.read(root / "solutions" / "06-learning-rate" / f"{name}.ipynb", as_version=4)
+    text = next(c.source for c in nb.cells if c.get("id") == "ex3-reveal-md")
+    assert "(100 points, never stopped)" in text and "B starts at 0.011" in text and "D has 12 points" in text

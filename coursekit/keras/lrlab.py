@@ -7,20 +7,28 @@ its claims tests run the very same experiments:
 - `steps_per_epoch`: optimizer steps per epoch of `run_two_branch` on some data;
 - `dead_relus` / `annotate`: how many ReLU units a run left dead and whether its output
   collapsed, added to a run's `extra` so `compare(runs, columns=COLUMNS)` prints them;
-- `tiny_regression`: the small full-batch problem of the LR-range-test exercise.
+- `tiny_regression`: the small full-batch problem of the LR-range-test exercise;
+- `range_knob_shifts`: how five changed settings move the range test's suggestion (exercise 2);
+- `range_fault_curves` / `range_fault_table`: four range tests, three of them with a mistake (exercise 3).
 
 Import it as ``from coursekit.keras import lrlab``. This module must never import PyTorch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..data import TwoBranchData
 from ..experiments import FusionRun
+from ..history import LRRangeResult
 from ..lrlab import (
     COLUMNS,
+    KnobShift,
     annotate_with,
+    range_fault_curves_with,
+    range_fault_table,
+    range_knob_shifts_with,
     run_scheduled_with,
     steps_per_epoch,
     tiny_regression_data,
@@ -28,11 +36,12 @@ from ..lrlab import (
 from . import _tf
 from .backend import BACKEND
 from .diagnostics import activation_stats, is_collapsed
-from .lr import make_schedule
+from .lr import lr_range_test, make_schedule
 
 keras = _tf.keras
 
-__all__ = ["COLUMNS", "annotate", "dead_relus", "run_scheduled", "steps_per_epoch", "tiny_regression"]
+__all__ = ["COLUMNS", "annotate", "dead_relus", "range_fault_curves", "range_fault_table", "range_knob_shifts",
+           "run_scheduled", "steps_per_epoch", "tiny_regression"]
 
 # two_branch_net's convolutions that end in a ReLU (Keras fuses the activation into the conv).
 _RELU_CONVS = {"branch_a": "branch_a_conv", "branch_b": "branch_b_conv", "head": "head_conv"}
@@ -96,3 +105,21 @@ def tiny_regression(seed: int = 0, n: int = 64):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)], name="tiny_regression")
     return model, x, y
+
+
+def range_knob_shifts(seed: int = 0, knobs: Sequence[str] | None = None) -> dict[str, KnobShift]:
+    """How each change in `coursekit.lrlab.RANGE_KNOBS` (or each of `knobs`) moves the suggested LR
+    of the range test on `tiny_regression(seed)` (SGD, mean squared error, full batch):
+    {knob: KnobShift}, whose `.shift` is "lower", "same" or "higher"."""
+    return range_knob_shifts_with(lr_range_test, tiny_regression, seed, knobs)
+
+
+def _set_linear(model, weights, bias) -> None:
+    model.set_weights([weights, bias.reshape(1)])
+
+
+def range_fault_curves(seed: int = 0) -> dict[str, LRRangeResult]:
+    """Four range tests on `tiny_regression(seed)`, labelled "A" to "D": one healthy, and one each
+    whose range ends too low, starts too high, or runs on a model that has nothing left to learn
+    (`coursekit.lrlab.RANGE_FAULT_CURVES` says which is which)."""
+    return range_fault_curves_with(lr_range_test, tiny_regression, _set_linear, seed)

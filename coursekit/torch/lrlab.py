@@ -7,13 +7,16 @@ its claims tests run the very same experiments:
 - `steps_per_epoch`: optimizer steps per epoch of `run_two_branch` on some data;
 - `dead_relus` / `annotate`: how many ReLU units a run left dead and whether its output
   collapsed, added to a run's `extra` so `compare(runs, columns=COLUMNS)` prints them;
-- `tiny_regression`: the small full-batch problem of the LR-range-test exercise.
+- `tiny_regression`: the small full-batch problem of the LR-range-test exercise;
+- `range_knob_shifts`: how five changed settings move the range test's suggestion (exercise 2);
+- `range_fault_curves` / `range_fault_table`: four range tests, three of them with a mistake (exercise 3).
 
 Import it as ``from coursekit.torch import lrlab``. This module must never import TensorFlow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,18 +24,24 @@ from torch import nn
 
 from ..data import TwoBranchData
 from ..experiments import FusionRun
+from ..history import LRRangeResult
 from ..lrlab import (
     COLUMNS,
+    KnobShift,
     annotate_with,
+    range_fault_curves_with,
+    range_fault_table,
+    range_knob_shifts_with,
     run_scheduled_with,
     steps_per_epoch,
     tiny_regression_data,
 )
 from .backend import BACKEND
 from .diagnostics import activation_stats, is_collapsed
-from .lr import make_schedule
+from .lr import lr_range_test, make_schedule
 
-__all__ = ["COLUMNS", "annotate", "dead_relus", "run_scheduled", "steps_per_epoch", "tiny_regression"]
+__all__ = ["COLUMNS", "annotate", "dead_relus", "range_fault_curves", "range_fault_table", "range_knob_shifts",
+           "run_scheduled", "steps_per_epoch", "tiny_regression"]
 
 
 
@@ -88,3 +97,23 @@ def tiny_regression(seed: int = 0, n: int = 64) -> tuple[nn.Module, torch.Tensor
     x, y = tiny_regression_data(seed, n)
     torch.manual_seed(seed)
     return nn.Linear(3, 1), torch.from_numpy(x), torch.from_numpy(y)
+
+
+def range_knob_shifts(seed: int = 0, knobs: Sequence[str] | None = None) -> dict[str, KnobShift]:
+    """How each change in `coursekit.lrlab.RANGE_KNOBS` (or each of `knobs`) moves the suggested LR
+    of the range test on `tiny_regression(seed)` (SGD, mean squared error, full batch):
+    {knob: KnobShift}, whose `.shift` is "lower", "same" or "higher"."""
+    return range_knob_shifts_with(lr_range_test, tiny_regression, seed, knobs)
+
+
+def _set_linear(model: nn.Linear, weights, bias) -> None:
+    with torch.no_grad():
+        model.weight.copy_(torch.from_numpy(weights.T.copy()))
+        model.bias.copy_(torch.from_numpy(bias.reshape(1).copy()))
+
+
+def range_fault_curves(seed: int = 0) -> dict[str, LRRangeResult]:
+    """Four range tests on `tiny_regression(seed)`, labelled "A" to "D": one healthy, and one each
+    whose range ends too low, starts too high, or runs on a model that has nothing left to learn
+    (`coursekit.lrlab.RANGE_FAULT_CURVES` says which is which)."""
+    return range_fault_curves_with(lr_range_test, tiny_regression, _set_linear, seed)

@@ -2,7 +2,7 @@
 
 LESSON = "06-learning-rate"
 
-# Exercises 1, 3 and 4 are plain Python/numpy and read the same in both notebooks.
+# Exercises 1 to 4 read the same in both notebooks (ex2's second answer uses the notebook's ck and lrlab).
 _EX1 = [
     # floats, other spellings of the keys
     '''sweep_predictions = {"Exponential, below 1e-3": 29.0, "linear,below 1e-3": 1.0,
@@ -18,32 +18,43 @@ sweep_predictions = {
 }
 ''',
 ]
-_EX3 = [
-    # natural logs instead of log10 (the same argmin), plain lists
-    '''def choose_lr(lrs, losses):
-    losses = [float(v) for v in losses]
-    m = losses.index(min(losses))
-    if m == 0:
-        return None
-    slope = np.gradient(np.array(losses[: m + 1]), np.log(np.array(lrs[: m + 1], dtype=float)))
-    best = int(np.argmin(slope))
-    if slope[best] >= 0:
-        return None
-    return float(lrs[best])
+_EX2 = [
+    # other spellings of keys and words
+    '''knob_predictions = {"200 Steps": "LOWER", "25 steps ": "Higher", "end_lr  1000": "higher",
+                    "Smooth 0.3": " lower", "diverge_factor 2": "Same"}
 ''',
-    # a loop for the argmin, a global draw, numpy arrays in and out
-    '''def choose_lr(lrs, losses):
-    np.random.rand()
-    lrs, losses = np.array(lrs, dtype=float), np.array(losses, dtype=float)
-    m = int(losses.argmin())
-    if m == 0:
-        return None
-    slope = np.gradient(losses[: m + 1], np.log10(lrs[: m + 1]))
-    i_best = 0
-    for i in range(1, len(slope)):
-        if slope[i] < slope[i_best]:
-            i_best = i
-    return lrs[i_best].item() if slope[i_best] < 0 else None
+    # measured instead of predicted: the range test run six times, the ratios classified by hand
+    '''def suggestion(**change):
+    m, x, y = lrlab.tiny_regression(seed=0)
+    settings = dict(start_lr=1e-4, end_lr=10.0, num_steps=100, smooth=0.05, diverge_factor=4.0)
+    settings.update(change)
+    return ck.lr_range_test(m, x, y, loss="mse", optimizer="sgd", batch_size=len(y), **settings).suggested_lr
+
+
+base = suggestion()
+changes = {"200 steps": dict(num_steps=200), "25 steps": dict(num_steps=25), "end_lr 1000": dict(end_lr=1000.0),
+           "smooth 0.3": dict(smooth=0.3), "diverge_factor 2": dict(diverge_factor=2.0)}
+knob_predictions = {}
+for key, change in changes.items():
+    ratio = suggestion(**change) / base
+    knob_predictions[key] = "lower" if ratio < 0.8 else ("higher" if ratio > 1.25 else "same")
+''',
+]
+_EX3 = [
+    # other spellings of keys and words
+    '''fault_diagnosis = {"a": "Ends too low", "b ": "ALREADY TRAINED", "C": "healthy ", "D": "starts  too high"}
+''',
+    # rules read off each curve's numbers instead of its picture
+    '''fault_diagnosis = {}
+for letter, r in fault_curves.items():
+    if r.diverged_at is None:
+        fault_diagnosis[letter] = "ends too low"
+    elif r.losses[0] < 0.1:
+        fault_diagnosis[letter] = "already trained"
+    elif len(r.lrs) < 20:
+        fault_diagnosis[letter] = "starts too high"
+    else:
+        fault_diagnosis[letter] = "healthy"
 ''',
 ]
 _EX4 = [
@@ -70,113 +81,13 @@ schedule_answers = {
 HONEST = {
     "pytorch": {
         "ex1-answer": _EX1,
-        "ex2-answer": [
-            # SGD with momentum by hand (torch's rule: buf = 0.9 buf + g; p -= lr buf), autograd.grad
-            '''def range_test_loop(model, x, y, start_lr, end_lr, num_steps, smooth=0.05, diverge_factor=4.0):
-    params = list(model.parameters())
-    bufs = [torch.zeros_like(p) for p in params]
-    lrs, losses = [], []
-    avg, best = 0.0, float("inf")
-    for i in range(num_steps):
-        lr = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))
-        loss = ((model(x) - y) ** 2).mean()
-        raw = float(loss)
-        if math.isnan(raw) or math.isinf(raw):
-            break
-        avg = smooth * raw + (1 - smooth) * avg
-        s = avg / (1 - (1 - smooth) ** (i + 1))
-        lrs.append(lr)
-        losses.append(s)
-        best = min(best, s)
-        if s > diverge_factor * best:
-            break
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, g, b in zip(params, grads, bufs):
-                b.mul_(0.9).add_(g)
-                p.sub_(lr * b)
-    return lrs, losses
-''',
-            # the LRs from np.geomspace, a tuple and an array returned, torch.isfinite
-            '''def range_test_loop(model, x, y, start_lr, end_lr, num_steps, smooth=0.05, diverge_factor=4.0):
-    schedule = np.geomspace(start_lr, end_lr, num_steps)
-    opt = torch.optim.SGD(model.parameters(), lr=float(schedule[0]), momentum=0.9)
-    lrs, losses, avg, best = [], [], 0.0, None
-    for i, lr in enumerate(schedule):
-        for group in opt.param_groups:
-            group["lr"] = float(lr)
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        if not torch.isfinite(loss):
-            break
-        avg = (1 - smooth) * avg + smooth * loss.item()
-        smoothed = avg / (1 - (1 - smooth) ** (i + 1))
-        lrs.append(float(lr))
-        losses.append(smoothed)
-        best = smoothed if best is None else min(best, smoothed)
-        if smoothed > diverge_factor * best:
-            break
-        loss.backward()
-        opt.step()
-    return tuple(lrs), np.array(losses)
-''',
-        ],
+        "ex2-answer": _EX2,
         "ex3-answer": _EX3,
         "ex4-answer": _EX4,
     },
     "keras": {
         "ex1-answer": _EX1,
-        "ex2-answer": [
-            # SGD with momentum by hand (Keras' rule: m = 0.9 m - lr g; w += m), tf ops
-            '''def range_test_loop(model, x, y, start_lr, end_lr, num_steps, smooth=0.05, diverge_factor=4.0):
-    variables = model.trainable_variables
-    velocity = [tf.zeros_like(v) for v in variables]
-    lrs, losses = [], []
-    avg, best = 0.0, float("inf")
-    for i in range(num_steps):
-        lr = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
-        raw = float(loss.numpy())
-        if not math.isfinite(raw):
-            break
-        avg = smooth * raw + (1 - smooth) * avg
-        s = avg / (1 - (1 - smooth) ** (i + 1))
-        lrs.append(lr)
-        losses.append(s)
-        best = min(best, s)
-        if s > diverge_factor * best:
-            break
-        grads = tape.gradient(loss, variables)
-        for k, (v, g) in enumerate(zip(variables, grads)):
-            velocity[k] = 0.9 * velocity[k] - lr * g
-            v.assign_add(velocity[k])
-    return lrs, losses
-''',
-            # the LRs from np.geomspace, Keras' MSE loss object, assign on the LR variable, arrays returned
-            '''def range_test_loop(model, x, y, start_lr, end_lr, num_steps, smooth=0.05, diverge_factor=4.0):
-    mse = keras.losses.MeanSquaredError()
-    opt = keras.optimizers.SGD(learning_rate=start_lr, momentum=0.9)
-    schedule = np.geomspace(start_lr, end_lr, num_steps)
-    lrs, losses, avg, best = [], [], 0.0, None
-    for i, lr in enumerate(schedule):
-        opt.learning_rate = float(lr)
-        with tf.GradientTape() as tape:
-            loss = mse(y, model(x, training=True))
-        if not np.isfinite(float(loss)):
-            break
-        avg = (1 - smooth) * avg + smooth * float(loss)
-        smoothed = avg / (1 - (1 - smooth) ** (i + 1))
-        lrs.append(float(lr))
-        losses.append(smoothed)
-        best = smoothed if best is None else min(best, smoothed)
-        if smoothed > diverge_factor * best:
-            break
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
-    return np.array(lrs), np.array(losses)
-''',
-        ],
+        "ex2-answer": _EX2,
         "ex3-answer": _EX3,
         "ex4-answer": _EX4,
     },
