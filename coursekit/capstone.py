@@ -21,6 +21,7 @@ BROKEN_LR = 1.0  # SGD with momentum 0.9
 FIXED_LR = 0.1  # inside the band the LR range test on the fixed network points to (lesson 08)
 OPTIMIZER = "sgd"
 FIXES = ("input", "fusion", "init", "lr")
+OUTCOMES = ("learns", "breaks")  # a run's `outcome`: lesson 08's exercise 4 predicts it
 
 
 
@@ -42,6 +43,11 @@ class CapstoneRun:
     @property
     def collapsed(self) -> bool:
         return bool(self.collapse)
+
+    @property
+    def outcome(self) -> str:
+        """'learns' when the `verdict` is 'learns', else 'breaks' (constant, one class or NaN)."""
+        return "learns" if self.verdict == "learns" else "breaks"
 
     @property
     def verdict(self) -> str:
@@ -85,6 +91,23 @@ def _make_run(label: str, history: History, logits: np.ndarray, y: np.ndarray, c
     acc = float((preds == y).mean())
     share = float(np.bincount(preds, minlength=logits.shape[1]).max() / len(preds))
     return CapstoneRun(label, history, acc, collapse, share, model, options, diverged=not finite)
+
+
+def pick_lr(result: Any, skip_start: int = 10, skip_end: int = 5) -> float:
+    """The LR where the smoothed range-test loss falls fastest, after dropping the first
+    `skip_start` points (the smoothing still settles there) and the last `skip_end` (the blow-up):
+    torch-lr-finder's rule. Raises ValueError when fewer than 2 points remain or the loss never falls."""
+    end = len(result.losses) - int(skip_end)
+    losses = np.asarray(result.losses, dtype=float)[int(skip_start):end]
+    lrs = np.asarray(result.lrs, dtype=float)[int(skip_start):end]
+    if len(losses) < 2:
+        raise ValueError(f"pick_lr needs 2 points after skipping {skip_start} + {skip_end}; the range test has "
+                         f"{len(result.losses)}. Run it with more steps.")
+    slope = np.gradient(losses)
+    steepest = int(np.argmin(slope))
+    if slope[steepest] >= 0:
+        raise ValueError("the loss never falls in this range test; start it at a lower LR.")
+    return float(lrs[steepest])
 
 
 def _check_fixes(fixes: Sequence[str]) -> tuple[str, ...]:

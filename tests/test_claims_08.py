@@ -20,11 +20,14 @@ everything in PyTorch.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FRAMEWORKS = ("torch", "keras")
 FIXES = ("input", "fusion", "init", "lr")
@@ -73,7 +76,7 @@ def pipeline_run(framework, seed, fixes, optimizer="sgd", lr=None):
 
 
 def pick_lr(result, skip_start=10, skip_end=5):
-    """The notebook's exercise-4 rule (the solution)."""
+    """torch-lr-finder's rule, written again here to check `capstone.pick_lr` against it."""
     losses = np.asarray(result.losses)[skip_start:len(result.losses) - skip_end]
     lrs = np.asarray(result.lrs)[skip_start:len(result.lrs) - skip_end]
     return float(lrs[int(np.argmin(np.gradient(losses)))])
@@ -119,6 +122,44 @@ def test_each_other_bug_alone_is_harmless(framework, label, floor):
     for seed in _seeds(framework, label):
         run = ablation(framework, label, seed)
         assert not run.collapsed and run.test_accuracy >= floor, f"{framework} seed {seed} {label}: {run}"
+
+
+# Exercise 4 (the solution's answers): the outcome of each run of section 7's grid.
+BUG_ANSWERS = {"all four fixes": "learns", "all but input": "learns", "all but fusion": "learns",
+               "all but init": "learns", "all but lr": "breaks", "all but init and fusion": "breaks",
+               "all but input and fusion": "breaks"}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_exercise_4_answers_are_the_measured_outcomes(framework):
+    import nbformat
+
+    from coursekit.grading import read_choices
+
+    for label, outcome in BUG_ANSWERS.items():
+        for seed in _seeds(framework, label):
+            assert ablation(framework, label, seed).outcome == outcome, f"{framework} seed {seed} {label}"
+    name = "pytorch" if framework == "torch" else "keras"
+    nb = nbformat.read(ROOT / "solutions" / "08-capstone" / f"{name}.ipynb", as_version=4)
+    answer = next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex4-answer")
+    scope: dict = {}
+    exec(answer, scope)
+    keys = [k.replace("all but", "all fixes but") for k in BUG_ANSWERS]
+    assert read_choices(scope["bug_predictions"], keys, ("learns", "breaks")) == \
+        {k.replace("all but", "all fixes but"): v for k, v in BUG_ANSWERS.items()}
+
+
+def test_pick_lr_says_what_it_cannot_pick():
+    from coursekit.capstone import pick_lr as library_pick
+    from coursekit.history import LRRangeResult
+
+    flat = LRRangeResult(lrs=[1e-3] * 12, losses=[1.0] * 12, raw_losses=[1.0] * 12, suggested_lr=None)
+    with pytest.raises(ValueError, match="needs 2 points after skipping 10 \\+ 5; the range test has 12"):
+        library_pick(flat)
+    rising = LRRangeResult(lrs=list(np.geomspace(1e-3, 1, 40)), losses=list(np.linspace(1.0, 2.0, 40)),
+                           raw_losses=list(np.linspace(1.0, 2.0, 40)), suggested_lr=None)
+    with pytest.raises(ValueError, match="never falls"):
+        library_pick(rising)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,7 +218,8 @@ def test_lr_at_the_range_test_minimum_diverges_and_the_steep_pick_trains(framewo
         lr_min = result.lrs[int(np.argmin(result.losses))]
         at_min = pipeline_run(framework, seed, all_but("lr"), lr=lr_min)
         assert at_min.diverged or at_min.collapsed, f"{framework} seed {seed} lr {lr_min}: {at_min}"
-        picked = pick_lr(result)
+        picked = capstone.pick_lr(result)
+        assert picked == pick_lr(result)
         assert 0.01 <= picked <= 0.3, f"{framework} seed {seed}: picked {picked}"
         run = pipeline_run(framework, seed, all_but("lr"), lr=picked)
         assert not run.collapsed and run.test_accuracy >= 0.95, f"{framework} seed {seed} lr {picked}: {run}"

@@ -29,33 +29,23 @@ _EX1 = [
 ''',
 ]
 _EX4 = [
-    # lists, slicing that also works with skip_end=0, min over indices
-    '''def pick_lr(result, skip_start=10, skip_end=5):
-    n = len(result.losses)
-    losses = list(result.losses)[skip_start:n - skip_end]
-    lrs = list(result.lrs)[skip_start:n - skip_end]
-    if len(losses) < 2:
-        raise ValueError("too few points left")
-    slope = np.gradient(np.array(losses, dtype=float))
-    best = min(range(len(slope)), key=lambda i: slope[i])
-    if not slope[best] < 0:
-        raise ValueError("the loss never falls")
-    return float(lrs[best])
+    # other spellings of keys and words
+    '''bug_predictions = {"All four fixes": "Learns", "all fixes but input ": "learns", "all fixes  but fusion": "LEARNS",
+                   "all fixes but init": "learns", "all fixes but LR": "breaks", "all fixes but init and fusion": "Breaks",
+                   "all fixes but input and fusion": "breaks"}
 ''',
-    # the central differences of np.gradient written out
-    '''def pick_lr(result, skip_start=10, skip_end=5):
-    stop = len(result.losses) - skip_end
-    y = np.asarray(result.losses[skip_start:stop], dtype=float)
-    x = np.asarray(result.lrs[skip_start:stop], dtype=float)
-    if y.size < 2:
-        raise ValueError(f"{y.size} points after skipping")
-    slope = np.empty_like(y)
-    slope[0], slope[-1] = y[1] - y[0], y[-1] - y[-2]
-    slope[1:-1] = (y[2:] - y[:-2]) / 2.0
-    i = int(np.argmin(slope))
-    if slope[i] >= 0:
-        raise ValueError("no descent")
-    return x[i].item()
+    # a rule written as code: the LR breaks alone; the fusion fix covers for the input or the init fix
+    '''def predicted(missing):
+    if "lr" in missing:
+        return "breaks"
+    if "fusion" in missing and ({"input", "init"} & set(missing)):
+        return "breaks"
+    return "learns"
+
+
+bug_predictions = {"all four fixes": predicted(())}
+for missing in [("input",), ("fusion",), ("init",), ("lr",), ("init", "fusion"), ("input", "fusion")]:
+    bug_predictions["all fixes but " + " and ".join(missing)] = predicted(missing)
 ''',
 ]
 _EX5 = [

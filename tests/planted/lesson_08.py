@@ -2,6 +2,12 @@
 
 LESSON = "08-capstone"
 
+# The article's view: every bug alone makes the output constant (each fix covers for no other).
+_EX4_EVERY_BUG_BREAKS = '''bug_predictions = {"all four fixes": "learns", "all fixes but input": "breaks", "all fixes but fusion": "breaks",
+                   "all fixes but init": "breaks", "all fixes but lr": "breaks", "all fixes but init and fusion": "breaks",
+                   "all fixes but input and fusion": "breaks"}
+'''
+
 WRONG = {
     "pytorch": {
         # Normalizes the test set with its own statistics: passes the training-set checks only.
@@ -34,10 +40,7 @@ WRONG = {
             nn.init.xavier_uniform_(m.weight)
     return model
 ''',
-        # The LR at the minimum of the range-test loss: where the loss is about to explode.
-        "ex4-answer": '''def pick_lr(result, skip_start=10, skip_end=5):
-    return float(result.lrs[int(np.argmin(result.losses))])
-''',
+        "ex4-answer": _EX4_EVERY_BUG_BREAKS,
         # Trains on the normalized data but evaluates on the raw test set.
         "ex5-answer": '''def train_fixed(train, test, fixes, seed=0, epochs=None, num_steps=100):
     train_n, test_n = fixes["normalize"](train, test)
@@ -77,9 +80,7 @@ WRONG = {
             layer.kernel.assign(keras.initializers.GlorotUniform()(layer.kernel.shape))
     return model
 ''',
-        "ex4-answer": '''def pick_lr(result, skip_start=10, skip_end=5):
-    return float(result.lrs[int(np.argmin(result.losses))])
-''',
+        "ex4-answer": _EX4_EVERY_BUG_BREAKS,
         "ex5-answer": '''def train_fixed(train, test, fixes, seed=0, epochs=None, num_steps=100):
     train_n, test_n = fixes["normalize"](train, test)
     seed_everything(seed)
