@@ -63,15 +63,6 @@ def shared_instructor_runs(tmp_path_factory) -> None:
     os.environ["COURSEKIT_EXPECTED_DIR"] = str(folder)
 
 
-@pytest.fixture(scope="session")
-def run_shared(tmp_path_factory) -> Path:
-    """A folder that every xdist worker of this test run sees, and no other run."""
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
-    shared.mkdir(exist_ok=True)
-    return shared
-
-
 T = TypeVar("T")
 
 
@@ -97,14 +88,6 @@ def once_per_run(tmp_path_factory, name: str, compute: Callable[[Path], T]) -> T
         return pickle.loads(result.read_bytes())
 
 
-def publish(src: Path, dest: Path) -> None:
-    """Copy `src` to `dest` so that a reader in another process sees all of it or nothing."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    shutil.copy(src, part)
-    os.replace(part, dest)
-
-
 def copy_course(dest: Path) -> Path:
     """A throwaway course: config, solutions and lessons, and an empty gradebook."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -114,64 +97,23 @@ def copy_course(dest: Path) -> Path:
     return dest
 
 
-SITE_TEST = "test_site_has_every_lesson_page_with_its_figures_and_no_solutions"
 AUTOGRADE_TEST = "test_autograde_solution_untouched_and_planted"
 
 
-def _rank(item) -> int:
-    if item.originalname == AUTOGRADE_TEST:
-        return 0
-    if item.originalname == SITE_TEST:  # after the autograde runs whose executed solutions it reuses
-        return 3
-    return 1 if item.get_closest_marker("slow") else 2
-
-
 def _weight(item) -> float:
-    """Rough minutes of one test, for sharing the long ones out (CI, stop 22, the honest corpus graded
-    inside these runs: a Keras lesson's autograde 160-336 s, a PyTorch one's 47-200 s, the other slow
-    tests 5-185 s)."""
+    """Rough minutes of one test (CI, stop 26, under load of the other worker: a Keras lesson's
+    autograde 6-17 min, a PyTorch one's 3-4, the other slow tests up to 3)."""
     if item.originalname == AUTOGRADE_TEST:
-        return 4.5 if item.callspec.params.get("framework") == "keras" else 2.0
-    return 0.3 if _rank(item) == 1 else 0.0
-
-
-def _first_shares(n: int, workers: int) -> list[int]:
-    """How many tests each worker is handed first by xdist's worksteal scheduler (the pending
-    tests divided among the idle workers in turn); later it moves tests from busy to idle ones."""
-    sizes: list[int] = []
-    for i in range(workers):
-        sizes.append((n - sum(sizes)) // (workers - i))
-    return sizes
+        return 8.0 if item.callspec.params.get("framework") == "keras" else 3.5
+    return 0.5 if item.get_closest_marker("slow") else 0.0
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Longest tests first, so the minutes-long autograde runs start early, and the site test last,
-    after the autograde runs whose executed solutions it reuses (test_site).
+    """Longest tests first, so the minutes-long autograde runs start early and quick tests fill the
+    gaps at the end (`--dist worksteal`: an idle worker takes pending tests from a busy one).
 
-    Under xdist (`--dist worksteal`, pyproject's addopts) each worker is first handed a contiguous
-    share of this list. A plain sort gave the first worker every autograde run and the last one
-    the quick tests and then the site test, which started while most autograde runs were still
-    to come and executed those notebooks again (357 s instead of ~80). So every share gets its
-    part of the autograde runs (balanced by weight), then of the other slow tests, then quick
-    ones; the site test ends the last share."""
-    items.sort(key=_rank)  # stable: keeps file order within a rank
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers < 2 or len(items) < 4 * workers:
-        return
-    sizes = _first_shares(len(items), workers)
-    site = [it for it in items if it.originalname == SITE_TEST]
-    sizes[-1] -= len(site)
-    shares: list[list] = [[] for _ in range(workers)]
-    load = [0.0] * workers
-    heavy = sorted((it for it in items if _rank(it) in (0, 1)), key=lambda it: (_rank(it), -_weight(it)))
-    for item in heavy:
-        open_ = [i for i in range(workers) if len(shares[i]) < sizes[i]] or list(range(workers))
-        i = min(open_, key=lambda k: (load[k], k))
-        shares[i].append(item)
-        load[i] += _weight(item)
-    quick = [it for it in items if _rank(it) == 2]
-    for i in range(workers):
-        take = max(0, sizes[i] - len(shares[i])) if i < workers - 1 else len(quick)
-        shares[i] += quick[:take]
-        del quick[:take]
-    items[:] = [it for share in shares for it in share] + site
+    This is for speed only: no test waits for another or needs one to have run. What several tests
+    need and is slow to make is made once per run by whichever test asks first, under a lock
+    (`once_per_run`, and the instructor runs of `shared_instructor_runs` that test_site also builds
+    its pages from)."""
+    items.sort(key=lambda item: -_weight(item))  # stable: file order among equals

@@ -7,8 +7,9 @@ full marks. Wrong answers are planted in alternate exercises of two submissions 
 exercises hold the corpus' first honest answers, so each wrong answer's neighbours are checked
 unharmed and every first honest answer is graded once without a notebook execution of its own; the
 corpus' further answers fill one submission per style. The solved notebook, as autograde executed
-it, must also run cleanly (no error, nothing on stderr, the device line, a figure); that replaces a
-separate execution of every instructor notebook.
+it, and the instructor run the grader compared it with must also run cleanly (no error, nothing on
+stderr, the device line, a figure); that replaces a separate execution of every instructor notebook,
+and test_site builds its pages from those instructor runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import sys
 
 import nbformat
 import pytest
-from conftest import ROOT, copy_course, publish
+from conftest import ROOT, copy_course
+from coursekit.autograde.expected import executed_path, record_path
+from coursekit.autograde.runner import expected_dir
+from coursekit.notebooks import Course
 from honest import corpus
 from nbtools import answer_ids, make_submission, solution_sources, graded_cells, grade_cell_for
 from planted import WRONG
@@ -77,16 +81,7 @@ def test_notebooks_are_committed_clean(lesson):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson,framework", CASES)
-def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path, run_shared):
-    try:
-        _autograde_case(lesson, framework, tmp_path, run_shared)
-    finally:  # passed or failed: test_site waits for every case of this run to say it is over
-        done = run_shared / "autograde-done"
-        done.mkdir(exist_ok=True)
-        (done / f"{lesson}-{framework}").touch()
-
-
-def _autograde_case(lesson, framework, tmp_path, run_shared):
+def test_autograde_solution_untouched_and_planted(lesson, framework, tmp_path):
     course = copy_course(tmp_path / "course")
     name = f"{FRAMEWORKS[framework]}.ipynb"
     release = course / "lessons" / lesson / name
@@ -138,10 +133,9 @@ def _autograde_case(lesson, framework, tmp_path, run_shared):
             assert not short, (f"{lesson}/{framework} {student}: honest answers lost points in {short} "
                                f"(tests/honest/): scores {got}, expected {expected}")
         assert got == expected, f"{lesson}/{framework} {student}: scores {got}, expected {expected}"
-    solved_run = course / "autograded" / "solution" / lesson / name
-    check_runs_cleanly(solved_run)
-    # test_site builds its pages from this run instead of executing the instructor notebook again
-    publish(solved_run, run_shared / "executed-solutions" / lesson / name)
+    check_runs_cleanly(course / "autograded" / "solution" / lesson / name)
+    # the instructor run the grader compared with, whose executed notebook test_site's pages show
+    check_runs_cleanly(executed_path(record_path(expected_dir(Course(course)), lesson, FRAMEWORKS[framework])))
 
 
 def check_runs_cleanly(executed_nb) -> None:

@@ -3,12 +3,12 @@ framework, with the figures of the executed run, and no page shows a solution, a
 traceback.
 
 One test on purpose: the build executes up to 16 notebooks, and pytest-xdist would build it once per
-worker if the checks were split over several tests sharing a fixture. The solutions that
-test_pipeline's autograde already ran in this test run (an autograded solution holds the same
-cells and outputs) are put in the site's own cache of executions, so the build reuses them
-rather than running them again (the test first waits for those runs to end: conftest orders the
-tests so that they normally have); lesson 01's PyTorch notebook is always left for the build to
-execute, so its execution path is tested in every run.
+worker if the checks were split over several tests sharing a fixture. The build reuses the
+instructor runs that grading records (coursekit.autograde.expected keeps each executed notebook
+beside its record; conftest gives the whole test run one folder of them): whichever test needs a
+run first makes it, under a lock, and the others read it, so this test is as fast and as right in
+any order, without waiting for other tests. Lesson 01's PyTorch notebook is always left for the
+build to execute, so its execution path is tested in every run.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import AUTOGRADE_TEST, ROOT
+from conftest import ROOT, copy_course
 
 LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 NOTEBOOKS = ("pytorch", "keras")
@@ -126,18 +126,23 @@ def hidden_lines(solution: Path, student: Path) -> list[str]:
     return out
 
 
-def seed_executions(out: Path, shared: Path) -> int:
-    """Put this run's autograded solutions (from test_pipeline) in the site's execution cache,
-    stamped with the key the build checks; all but lesson 01's PyTorch notebook. How many."""
+def seed_executions(out: Path, course_dir: Path) -> int:
+    """Put the instructor runs of this test run (made now where no test has made them yet) in the
+    site's execution cache, stamped with the key the build checks; all but lesson 01's PyTorch
+    notebook. How many."""
+    from coursekit.autograde.expected import executed_path, record_path
+    from coursekit.autograde.runner import ensure_instructor_runs, expected_dir
     from coursekit.notebooks import Course
     from coursekit.site import Page, execution_key
 
+    course = Course(copy_course(course_dir))
     seeded = 0
     for lesson in LESSONS:
-        for nb in NOTEBOOKS:
-            run = shared / "executed-solutions" / lesson / f"{nb}.ipynb"
-            if (lesson, nb) == (LESSONS[0], "pytorch") or not run.is_file():
+        for framework, nb in (("torch", "pytorch"), ("keras", "keras")):
+            if (lesson, nb) == (LESSONS[0], "pytorch"):
                 continue
+            ensure_instructor_runs(course, lesson, framework)
+            run = executed_path(record_path(expected_dir(course), lesson, nb))
             executed = nbformat.read(run, as_version=4)
             executed.metadata["coursekit_site"] = {"key": execution_key(Course(ROOT), Page(lesson, nb))}
             (out / "executed" / lesson).mkdir(parents=True, exist_ok=True)
@@ -146,31 +151,18 @@ def seed_executions(out: Path, shared: Path) -> int:
     return seeded
 
 
-def wait_for_autograde(session, shared: Path, timeout: float = 600) -> tuple[float, list[str]]:
-    """Wait until every test_pipeline autograde case of this test run is over (conftest orders the
-    tests so that they normally are by the time this test starts). Seconds waited, and the cases
-    still running at the timeout (their notebooks the build then executes itself)."""
-    cases = {item.callspec.id for item in session.items if item.originalname == AUTOGRADE_TEST}
-    started = time.monotonic()
-    while True:
-        done = {p.name for p in (shared / "autograde-done").glob("*")}
-        if cases <= done or time.monotonic() - started > timeout:
-            return time.monotonic() - started, sorted(cases - done)
-        time.sleep(2)
-
-
 @pytest.mark.slow
-def test_site_has_every_lesson_page_with_its_figures_and_no_solutions(tmp_path, run_shared, request):
+def test_site_has_every_lesson_page_with_its_figures_and_no_solutions(tmp_path):
     out = tmp_path / "site"
-    waited, missing = wait_for_autograde(request.session, run_shared)
-    print(f"waited {waited:.0f} s for test_pipeline's autograde runs" + (f"; still running: {missing}" if missing else ""))
-    seeded = seed_executions(out, run_shared)
+    started = time.monotonic()
+    seeded = seed_executions(out, tmp_path / "course")
+    print(f"instructor runs ready in {time.monotonic() - started:.0f} s")
     started = time.monotonic()
     proc = subprocess.run([*readme_site_command(), "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                           timeout=1800)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    print(f"coursekit site took {elapsed:.0f} s ({seeded} executions reused from test_pipeline)\n{proc.stdout}")
+    print(f"coursekit site took {elapsed:.0f} s ({seeded} instructor runs reused)\n{proc.stdout}")
     if seeded:
         assert f"site: reusing {seeded} up-to-date execution(s)" in proc.stdout, proc.stdout
     executed_here = len(LESSONS) * len(NOTEBOOKS) - seeded

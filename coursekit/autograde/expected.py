@@ -6,7 +6,8 @@ kernel, at the same run size as grading. That run is made once and cached in `ex
 (default `<course>/.coursekit/expected/<lesson>/<notebook>.json`, beside no lesson: students never
 receive it), keyed by the source notebook, the coursekit package and the versions of the libraries
 that compute the numbers. A stale or missing record is made again, under a lock, by whichever
-grading process needs it first.
+grading process needs it first. The executed notebook of that run is kept beside its record
+(`executed_path`): it holds solutions, so it is instructor material, like the record.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2  # 2: the executed notebook is kept beside the record
 LIBRARIES = ("numpy", "torch", "torchvision", "tensorflow", "keras", "scikit-learn", "ipykernel")
 
-__all__ = ["record_key", "record_path", "load_record", "ensure_record", "InstructorRunFailed"]
+__all__ = ["record_key", "record_path", "executed_path", "load_record", "ensure_record", "InstructorRunFailed"]
 
 
 class InstructorRunFailed(RuntimeError):
@@ -67,6 +68,11 @@ def record_path(expected_dir: Path, lesson: str, notebook: str) -> Path:
     return Path(expected_dir) / lesson / f"{notebook}.json"
 
 
+def executed_path(record: Path) -> Path:
+    """The executed instructor notebook kept beside the record at `record` (written before it)."""
+    return Path(record).with_suffix(".ipynb")
+
+
 def load_record(path: Path, key: str) -> dict | None:
     """The record at `path` if it was made for `key`, else None."""
     try:
@@ -105,7 +111,7 @@ def ensure_record(config, expected_dir: Path, source: Path, lesson: str, noteboo
             return record
         if log is not None:
             log.info("coursekit: recording the instructor's run of %s/%s.ipynb", lesson, notebook)
-        record = _run_instructor(config, source, lesson, notebook)
+        record = _run_instructor(config, source, lesson, notebook, executed_path(path))
         record["key"] = key
         part = path.with_name(f".{path.name}.{os.getpid()}.part")
         part.write_text(json.dumps(record))
@@ -113,7 +119,7 @@ def ensure_record(config, expected_dir: Path, source: Path, lesson: str, noteboo
     return record
 
 
-def _run_instructor(config, source: Path, lesson: str, notebook: str) -> dict:
+def _run_instructor(config, source: Path, lesson: str, notebook: str, keep: Path) -> dict:
     import nbformat
 
     from .bounds import BoundedExecute
@@ -131,6 +137,9 @@ def _run_instructor(config, source: Path, lesson: str, notebook: str) -> dict:
         raise InstructorRunFailed(
             f"the instructor's solution of {lesson}/{notebook}.ipynb fails its own test cell(s) {', '.join(failing)} "
             f"({pp.recorded[failing[0]]['error']}); fix the lesson in solutions/ before grading")
+    part = keep.with_name(f".{keep.name}.{os.getpid()}.part")
+    nbformat.write(nb, str(part))
+    os.replace(part, keep)  # before the record, which says that both are current
     return {"format": FORMAT, "lesson": lesson, "notebook": notebook, "made": time.strftime("%Y-%m-%d %H:%M:%S"),
             "seconds": round(time.monotonic() - started, 1),
             "cells": {gid: cell["checks"] for gid, cell in pp.recorded.items()}}
