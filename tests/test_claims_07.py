@@ -6,13 +6,15 @@ and run size), in both frameworks, and each gap checked for two more seeds.
 - the popular CIFAR std constants recipe (mean of per-image stds) underestimates the pixel std;
 - torchvision v2 and Keras test-time pipelines give the same numbers (except odd margins);
 - Keras RandomCrop: one draw per batch, no crop at inference; a v2 transform: one draw per call;
-- 200 training digits: shifts help on shifted digits, horizontal flips hurt.
+- 200 training digits: shifts help on shifted digits, horizontal flips hurt; mirrored, a 0 and an 8
+  keep their class, a 2, 3, 5, 6 and 7 lose it (exercise 4's answers).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from coursekit.runsize import run_size
 pytestmark = pytest.mark.slow
 
 SEEDS = (0, 1, 2)
+ROOT = Path(__file__).resolve().parents[1]
 RS = run_size()
 
 
@@ -351,3 +354,51 @@ def test_shift_augmentation_pays_on_shifted_digits_and_flips_hurt(framework, see
     # flip: lower test accuracy and a wider gap than no augmentation
     assert flip.test_accuracy < none.test_accuracy - 0.005, (flip.test_accuracy, none.test_accuracy)
     assert flip.gap > none.gap
+
+
+# Exercise 4 (the solution's answers): which digits keep their class in a mirror, for the network
+# trained without augmentation.
+MIRROR_ANSWERS = {"0": "kept", "2": "lost", "3": "lost", "5": "lost", "6": "lost", "7": "lost", "8": "kept"}
+
+
+def mirrored(framework, seed):
+    ck, _ = _fw(framework)
+    _, _, x_eval, y_eval, _, _ = _small_digits(framework)
+    model = aug_run(framework, "none", seed).extra["model"]
+    return preprocess.mirrored_shares(lambda x: ck.predict(model, x), x_eval, y_eval, _layout(framework))
+
+
+def test_exercise_4_answers_are_the_measured_mirror_outcomes():
+    import nbformat
+
+    from coursekit.grading import read_choices
+
+    assert tuple(MIRROR_ANSWERS) == preprocess.MIRROR_DIGITS
+    shares = {(fw, seed): mirrored(fw, seed) for fw in FRAMEWORKS for seed in SEEDS}
+    for (fw, seed), per in shares.items():
+        for digit, outcome in MIRROR_ANSWERS.items():
+            share = per[int(digit)]
+            assert preprocess.mirror_outcome(share) == outcome, f"{fw} seed {seed}: digit {digit} {share:.3f}"
+            assert abs(share - 0.5) >= 0.1, f"{fw} seed {seed}: digit {digit} {share:.3f} is within 10 points of 1/2"
+    # "1, 4 and 9 are not asked: in some of those runs between a quarter and three quarters ..."
+    for digit in (1, 4, 9):
+        assert any(0.25 <= per[digit] <= 0.75 for per in shares.values()), (digit, [p[digit] for p in shares.values()])
+    for name in ("pytorch", "keras"):
+        nb = nbformat.read(ROOT / "solutions" / "07-input-normalization" / f"{name}.ipynb", as_version=4)
+        answer = next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex4-answer")
+        scope: dict = {}
+        exec(answer, scope)
+        assert read_choices(scope["mirror_predictions"], preprocess.MIRROR_DIGITS, preprocess.MIRROR_OUTCOMES) == MIRROR_ANSWERS
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_mirror_flips_the_width_axis_and_says_what_it_received(layout):
+    x = np.arange(2 * 3 * 4 * 5, dtype=float).reshape(2, 3, 4, 5)
+    width = 3 if layout == "NCHW" else 2
+    np.testing.assert_array_equal(preprocess.mirror(x, layout), np.flip(x, axis=width))
+    with pytest.raises(ValueError, match=r"received shape \(3, 4, 5\)"):
+        preprocess.mirror(x[0], layout)
+    with pytest.raises(ValueError, match="x has 2 images but y has 3 labels"):
+        preprocess.mirrored_shares(lambda b: np.zeros((len(b), 2)), x, [0, 1, 1], layout)
+    scores = lambda b: np.tile([1.0, 0.0], (len(b), 1))  # noqa: E731 - always class 0
+    assert preprocess.mirrored_shares(scores, x, [0, 1], layout) == {0: 1.0, 1: 0.0}

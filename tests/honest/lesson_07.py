@@ -72,21 +72,13 @@ HONEST = {
 ''',
         ],
         "ex4-answer": [
-            # a function drawing the shift from python's random module, F.pad and a crop
-            '''import random
-
-def digit_augment(size, max_shift):
-    def shift(img):
-        dy, dx = random.randint(-max_shift, max_shift), random.randint(-max_shift, max_shift)
-        padded = torch.nn.functional.pad(img, (max_shift,) * 4)
-        top, left = max_shift + dy, max_shift + dx
-        return padded[..., top:top + size, left:left + size]
-    return shift
+            # string keys, capitals, the asked digits only
+            '''mirror_predictions = {"0": "Kept", "2": "Lost", "3": "Lost", "5": "Lost", "6": "Lost", "7": "Lost",
+                      "8": "Kept"}
 ''',
-            # RandomAffine: whole-pixel translations, nearest, zero fill
-            '''def digit_augment(size, max_shift):
-    t = max_shift / size
-    return v2.RandomAffine(degrees=0, translate=(t, t), interpolation=v2.InterpolationMode.NEAREST, fill=0)
+            # every digit, from the ones that are symmetric left to right
+            '''symmetric = {0, 8}
+mirror_predictions = {d: "kept" if d in symmetric else "lost" for d in range(10)}
 ''',
         ],
     },
@@ -157,34 +149,13 @@ def eval_pipeline(size, mean, std):
 ''',
         ],
         "ex4-answer": [
-            # a custom layer: one random integer shift per image, by roll and masks
-            '''class RandomShift(layers.Layer):
-    def __init__(self, max_shift, **kwargs):
-        super().__init__(**kwargs)
-        self.max_shift = max_shift
-        self.rng = np.random.default_rng()
-
-    def call(self, x, training=None):
-        if not training:
-            return x
-        x = ops.convert_to_numpy(x)
-        k = self.max_shift
-        padded = np.pad(x, ((0, 0), (k, k), (k, k), (0, 0)))
-        out = np.empty_like(x)
-        h, w = x.shape[1], x.shape[2]
-        for i in range(len(x)):
-            dy, dx = self.rng.integers(-k, k + 1, size=2)
-            out[i] = padded[i, k + dy:k + dy + h, k + dx:k + dx + w]
-        return out
-
-
-def digit_augment(size, max_shift):
-    return RandomShift(max_shift)
+            # string keys, capitals, the asked digits only
+            '''mirror_predictions = {"0": "Kept", "2": "Lost", "3": "Lost", "5": "Lost", "6": "Lost", "7": "Lost",
+                      "8": "Kept"}
 ''',
-            # RandomTranslation alone (no Sequential), fill_value left at its default 0
-            '''def digit_augment(size, max_shift):
-    return layers.RandomTranslation(height_factor=max_shift / size, width_factor=max_shift / size,
-                                    fill_mode="constant", interpolation="nearest")
+            # every digit, from the ones that are symmetric left to right
+            '''symmetric = {0, 8}
+mirror_predictions = {d: "kept" if d in symmetric else "lost" for d in range(10)}
 ''',
         ],
     },

@@ -22,9 +22,8 @@ WRONG = {
         "ex3-answer": '''def eval_pipeline(size, mean, std):
     return v2.Compose([v2.CenterCrop(size), v2.ToDtype(torch.float32), v2.Normalize(list(mean), list(std))])
 ''',
-        # The CIFAR recipe copied onto digits: a horizontal flip changes the class.
-        "ex4-answer": '''def digit_augment(size, max_shift):
-    return v2.Compose([v2.RandomCrop(size, padding=max_shift), v2.RandomHorizontalFlip()])
+        # "A flip breaks every digit": but a 0 and an 8 are the same shape in a mirror.
+        "ex4-answer": '''mirror_predictions = {d: "lost" for d in (0, 2, 3, 5, 6, 7, 8)}
 ''',
     },
     "keras": {
@@ -48,13 +47,8 @@ WRONG = {
         layers.Normalization(mean=list(mean), variance=list(std)),
     ])
 ''',
-        # The CIFAR recipe copied onto digits: a horizontal flip changes the class.
-        "ex4-answer": '''def digit_augment(size, max_shift):
-    factor = max_shift / size
-    return keras.Sequential([
-        layers.RandomTranslation(factor, factor, fill_mode="constant", interpolation="nearest"),
-        layers.RandomFlip("horizontal"),
-    ])
+        # Up-down symmetry taken for left-right: a 3 is symmetric top to bottom, not in a mirror.
+        "ex4-answer": '''mirror_predictions = {0: "kept", 2: "lost", 3: "kept", 5: "lost", 6: "lost", 7: "lost", 8: "kept"}
 ''',
     },
 }
