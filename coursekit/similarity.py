@@ -7,7 +7,9 @@ and re-indented or reordered functions do not hide a copy. What is not evidence 
 - the released notebook's cell (the stub and its docstring) is boilerplate;
 - fingerprints that a large part of the class shares (`common`, default: half of the answers, at
   least 3) are boilerplate too: the short idioms every correct answer writes alike;
-- answers shorter than `min_tokens` normalized tokens after that are not compared at all.
+- answers shorter than `min_tokens` normalized tokens after that are not compared at all;
+- answers that only assign plain values (a dict of predictions, a number) are not compared either:
+  every right answer is the same value, so two alike prove nothing.
 
 A pair's similarity is the larger of the two shares of their compared tokens that the other answer
 contains (copydetect's per-file similarity); pairs at or above `threshold` (default 0.7) are listed,
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from .notebooks import Course, CourseError
 
-__all__ = ["Pair", "compare_answers", "lesson_answers", "similar_pairs", "write_page"]
+__all__ = ["Pair", "compare_answers", "is_value_answer", "lesson_answers", "similar_pairs", "write_page"]
 
 K = 25  # copydetect's noise threshold: matches shorter than 25 normalized tokens are ignored
 WINDOW = 1  # every k-gram is a fingerprint: copydetect hashes with hash(), salted per process, so a wider
@@ -97,6 +99,26 @@ def _lines(code: str, slices) -> tuple[int, ...]:
     return tuple(sorted(touched))
 
 
+def is_value_answer(code: str) -> bool:
+    """Whether `code` only assigns plain values (literals: a dict of predictions, a list, a number),
+    as the prediction exercises ask: right answers are then alike whoever wrote them."""
+    import ast
+
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return False
+    for node in body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        if value is None:
+            return False
+        try:
+            ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return False
+    return bool(body)
+
+
 def compare_answers(codes: dict[str, str], released: str = "", *, notebook: str = "", exercise: str = "",
                     threshold: float = 0.7, min_tokens: int = 40, common: float = 0.5) -> list[Pair]:
     """The pairs of `codes` ({student: code}) at or above `threshold`, most similar first."""
@@ -105,6 +127,7 @@ def compare_answers(codes: dict[str, str], released: str = "", *, notebook: str 
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1]; received {threshold!r}.")
     base = set(_fingerprint(released).hashes) if released.strip() else set()
+    codes = {s: code for s, code in codes.items() if not is_value_answer(code)}
     prints = {s: _fingerprint(code, base) for s, code in codes.items()}
     # what much of the class writes alike is not evidence of copying
     counts = Counter(h for fp in prints.values() for h in set(fp.hashes))

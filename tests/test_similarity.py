@@ -105,3 +105,19 @@ def test_scores_are_the_same_on_every_run():
                              env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
               for seed in (1, 2, 3)}
     assert len(scores) == 1 and float(scores.pop()) >= 0.9
+
+
+def test_prediction_answers_are_values_and_never_compared():
+    """A prediction exercise's right answer is one value: two students who both got it right write
+    the same dict, so value answers are left out, however long; code that builds them is compared."""
+    from coursekit.similarity import compare_answers, is_value_answer
+
+    predictions = ('mirror_predictions = {0: "kept", 2: "lost", 3: "lost", 5: "lost", 6: "lost", 7: "lost",\n'
+                   '                      8: "kept", 1: "kept", 4: "kept", 9: "lost"}  # my guesses\n'
+                   'answer: int = 3\n')
+    assert is_value_answer(predictions)
+    assert compare_answers({"ann": predictions, "bo": predictions}, threshold=0.01, min_tokens=1) == []
+    built = 'mirror_predictions = {d: "kept" if d in {0, 8} else "lost" for d in range(10)}\n'
+    assert not is_value_answer(built) and not is_value_answer("def f():\n    return 1\n")
+    assert not is_value_answer("x = f(1)\n") and not is_value_answer("") and not is_value_answer("x = (")
+    assert [(p.a, p.b) for p in compare_answers({"ann": built, "bo": built}, threshold=0.5, min_tokens=1)] == [("ann", "bo")]
