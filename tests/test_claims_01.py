@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 
 import nbformat
@@ -26,7 +25,11 @@ EXPECTED = {  # what the text after the exercise says
 
 def run_until(framework: str, cell_id: str) -> dict:
     """Execute the solution notebook's code cells, in order, up to and including `cell_id`."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    # this process only: MPLBACKEND in os.environ reached every kernel this xdist worker started
+    # later, and the browser test's JupyterLab then drew no figures (CI, when it ran after this)
+    matplotlib.use("Agg")
     nb = nbformat.read(ROOT / "solutions" / "01-shape-alignment" / f"{framework}.ipynb", as_version=4)
     ns: dict = {"__name__": "__lesson__"}
     with contextlib.redirect_stdout(io.StringIO()):
