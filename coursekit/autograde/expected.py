@@ -74,12 +74,14 @@ def executed_path(record: Path) -> Path:
 
 
 def load_record(path: Path, key: str) -> dict | None:
-    """The record at `path` if it was made for `key`, else None."""
+    """The record at `path` if it was made for `key` and its executed notebook is there, else None."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-    return data if data.get("key") == key and data.get("format") == FORMAT else None
+    current = data.get("key") == key and data.get("format") == FORMAT
+    # the record and its executed notebook are made together: one without the other is stale
+    return data if current and executed_path(path).is_file() else None
 
 
 @contextlib.contextmanager
