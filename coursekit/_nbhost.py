@@ -99,8 +99,27 @@ def run(argv: list[str]) -> int:
         NbGraderApp.clear_instance()
 
 
+def _die_with_parent() -> None:
+    """Linux: end this process when the `coursekit grade` that started it ends. A grade killed
+    mid-class (a timeout, Ctrl-C on a hung terminal) otherwise left this host grading the rest
+    of the class on its own, its kernels competing with the next run for the cores."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent was already gone before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def serve() -> int:
     global _messages
+    _die_with_parent()
     _messages = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever nbgrader prints goes to stderr
     sys.stdout = sys.stderr
