@@ -82,6 +82,15 @@ class BoundedExecute(Execute):
     record = Bool(
         False, help="Run the instructor's source notebook and record what its checks observe (no verdicts)."
     ).tag(config=True)
+    memo = Bool(
+        True, help="Reuse the lesson's experiments (coursekit.memo): the released notebook is run once "
+                   "unanswered, and every later run of it reads what its seeded experiments returned "
+                   "instead of training again. Off: every notebook trains everything itself."
+    ).tag(config=True)
+    memo_dir = Unicode(
+        "", help="The memo this run uses (set by coursekit.autograde.expected, not in a config)."
+    )
+    memo_write = Bool(False, help="Fill memo_dir (the unanswered run), instead of reading it.")
     host_verdicts = Bool(
         True, help="Decide test cells outside the kernel (coursekit.autograde.verdicts). Off: the kernel's own "
                    "checks decide, as before the redesign — only for showing that attacks on them are real."
@@ -105,6 +114,8 @@ class BoundedExecute(Execute):
             self.kernel_name = self.nb.metadata.get("kernelspec", {}).get("name") or "python3"
         self.km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
         threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+        if self.memo_dir:
+            self.km.memo = ("write" if self.memo_write else "read", self.memo_dir)
         self.km.sandbox_limits = SandboxLimits(
             memory_mb=self.memory_limit_mb, disk_mb=self.sandbox_disk_mb, max_processes=self.sandbox_max_processes,
             cpu_seconds=self.notebook_timeout * threads, uid_base=self.sandbox_uid_base)
@@ -128,7 +139,12 @@ class BoundedExecute(Execute):
         self._observations: dict[int, list] = {}
         self.recorded: dict[str, dict] = {}
         judging = self.host_verdicts and not self.record
-        self._expected = self._instructor_record(resources) if judging else None
+        if judging:  # the memo first: the instructor run reads it too
+            memo = self._memo(resources) if self.memo and self.sandbox else None
+            self._expected = self._instructor_record(resources, memo)
+            self.memo_dir = str(memo or "")
+        else:
+            self._expected = None
         self._blocked = self._audit(nb, resources) if self.audit else {}
         saved = os.environ.get(VERDICTS_ENV_VAR)
         if not self.host_verdicts and not self.record:  # the kernel's checks decide (they read this variable)
@@ -259,7 +275,7 @@ class BoundedExecute(Execute):
         return None
 
     # ------------------------------------------------------------------ helpers
-    def _instructor_record(self, resources) -> dict:
+    def _instructor_record(self, resources, memo: Path | None = None) -> dict:
         """The instructor run's record for this notebook (made now if missing or stale)."""
         from nbgrader.coursedir import CourseDirectory
 
@@ -273,7 +289,20 @@ class BoundedExecute(Execute):
             raise RuntimeError(f"coursekit: the instructor's notebook {source} is needed to grade "
                                "(the checks are compared with its run)")
         folder = Path(self.expected_dir or Path(coursedir.root) / ".coursekit" / "expected")
-        return ensure_record(self.config, folder, source, lesson, notebook, log=self.log)
+        return ensure_record(self.config, folder, source, lesson, notebook, log=self.log, memo=memo)
+
+    def _memo(self, resources) -> Path | None:
+        """The memo of this notebook's unanswered run (made with the instructor's record)."""
+        from nbgrader.coursedir import CourseDirectory
+
+        from .expected import ensure_memo
+
+        info = (resources or {}).get("nbgrader", {})
+        coursedir = CourseDirectory(config=self.config)
+        lesson, notebook = info.get("assignment", ""), info.get("notebook", "")
+        folder = Path(self.expected_dir or Path(coursedir.root) / ".coursekit" / "expected")
+        release = Path(coursedir.root) / coursedir.release_directory / lesson / f"{notebook}.ipynb"
+        return ensure_memo(self.config, folder, release, lesson, notebook, log=self.log)
 
     def _audit(self, nb, resources) -> dict:
         """Cells to skip, with their findings; judged against the released student version."""

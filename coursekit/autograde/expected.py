@@ -18,6 +18,7 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ from pathlib import Path
 FORMAT = 2  # 2: the executed notebook is kept beside the record
 LIBRARIES = ("numpy", "torch", "torchvision", "tensorflow", "keras", "scikit-learn", "ipykernel")
 
-__all__ = ["record_key", "record_path", "executed_path", "load_record", "ensure_record", "InstructorRunFailed"]
+__all__ = ["record_key", "record_path", "executed_path", "load_record", "ensure_record", "memo_path", "ensure_memo",
+           "InstructorRunFailed"]
 
 
 class InstructorRunFailed(RuntimeError):
@@ -98,8 +100,63 @@ def _setenv(**values: str):
                 os.environ[k] = v
 
 
-def ensure_record(config, expected_dir: Path, source: Path, lesson: str, notebook: str, log=None) -> dict:
-    """The instructor run's record of `source`, made now (in a sandboxed kernel) if missing or stale."""
+def memo_path(expected_dir: Path, lesson: str, notebook: str, key: str) -> Path:
+    """Where the unanswered run of the release notebook with `key` keeps its memo (coursekit.memo)."""
+    return Path(expected_dir) / lesson / f"{notebook}.memo-{key[:24]}"
+
+
+def ensure_memo(config, expected_dir: Path, release: Path, lesson: str, notebook: str, log=None) -> Path | None:
+    """The experiments memo of `release` (the student notebook), made now if missing or stale by
+    running it unanswered in a sandboxed kernel; None when there is no release notebook to run.
+
+    The run sees only what every student receives, so the memo holds no solution's and no hidden
+    test's call (coursekit.memo). A memo whose notebook, coursekit, libraries, run size or thread
+    count changed is another folder; stale ones are removed."""
+    if not Path(release).is_file():
+        return None
+    key = record_key(release)
+    folder = memo_path(expected_dir, lesson, notebook, key)
+    if (folder / "DONE").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{notebook}.memo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "DONE").is_file():
+            return folder
+        for stale in folder.parent.glob(f"{notebook}.memo-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if log is not None:
+            log.info("coursekit: running %s/%s.ipynb unanswered once, for the experiments every student's "
+                     "notebook repeats (coursekit.memo)", lesson, notebook)
+        _run_unanswered(config, release, lesson, notebook, folder)
+        (folder / "DONE").write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    return folder
+
+
+def _run_unanswered(config, release: Path, lesson: str, notebook: str, folder: Path) -> None:
+    import nbformat
+
+    from .bounds import BoundedExecute
+
+    folder.mkdir()
+    folder.chmod(0o755)
+    nb = nbformat.read(release, as_version=4)
+    pp = BoundedExecute(config=config, record=True, audit=False, memo_dir=str(folder), memo_write=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="coursekit-unanswered-") as cwd, \
+                _setenv(NBGRADER_EXECUTION="autograde"):
+            pp.preprocess(nb, {"metadata": {"path": cwd}, "nbgrader": {"assignment": lesson, "notebook": notebook}})
+    finally:
+        if os.geteuid() == 0:  # the kernel wrote as its own uid: the memo is the grader's again
+            for path in [folder, *folder.iterdir()]:
+                os.chown(path, 0, 0)
+        folder.chmod(0o755)
+
+
+def ensure_record(config, expected_dir: Path, source: Path, lesson: str, notebook: str, log=None,
+                  memo: Path | None = None) -> dict:
+    """The instructor run's record of `source`, made now (in a sandboxed kernel) if missing or stale.
+    With `memo` (`ensure_memo`), its experiments are read from there."""
     key = record_key(source)
     path = record_path(expected_dir, lesson, notebook)
     record = load_record(path, key)
@@ -113,7 +170,7 @@ def ensure_record(config, expected_dir: Path, source: Path, lesson: str, noteboo
             return record
         if log is not None:
             log.info("coursekit: recording the instructor's run of %s/%s.ipynb", lesson, notebook)
-        record = _run_instructor(config, source, lesson, notebook, executed_path(path))
+        record = _run_instructor(config, source, lesson, notebook, executed_path(path), memo)
         record["key"] = key
         part = path.with_name(f".{path.name}.{os.getpid()}.part")
         part.write_text(json.dumps(record))
@@ -121,13 +178,13 @@ def ensure_record(config, expected_dir: Path, source: Path, lesson: str, noteboo
     return record
 
 
-def _run_instructor(config, source: Path, lesson: str, notebook: str, keep: Path) -> dict:
+def _run_instructor(config, source: Path, lesson: str, notebook: str, keep: Path, memo: Path | None) -> dict:
     import nbformat
 
     from .bounds import BoundedExecute
 
     nb = nbformat.read(source, as_version=4)
-    pp = BoundedExecute(config=config, record=True, audit=False)
+    pp = BoundedExecute(config=config, record=True, audit=False, memo_dir=str(memo or ""))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="coursekit-instructor-") as cwd, _setenv(NBGRADER_EXECUTION="autograde"):
         pp.preprocess(nb, {"metadata": {"path": cwd}, "nbgrader": {"assignment": lesson, "notebook": notebook}})

@@ -56,16 +56,19 @@ def ensure_instructor_runs(course: Course, lesson: str, framework: str | None) -
 
     from traitlets.config.loader import PyFileConfigLoader
 
-    from .expected import ensure_record, load_record, record_key, record_path
+    from .expected import ensure_memo, ensure_record, load_record, record_key, record_path
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
+    memo_on = config.get("BoundedExecute", {}).get("memo", True) and config.get("BoundedExecute", {}).get("sandbox", True)
     made = []
     for source in course.notebooks(lesson, framework):
         if load_record(record_path(expected_dir(course), lesson, source.stem), record_key(source)) is not None:
             made.append((source.stem, None))
             continue
         started = time.monotonic()
-        ensure_record(config, expected_dir(course), source, lesson, source.stem)
+        release = course.lessons_dir / lesson / source.name
+        memo = ensure_memo(config, expected_dir(course), release, lesson, source.stem) if memo_on else None
+        ensure_record(config, expected_dir(course), source, lesson, source.stem, memo=memo)
         made.append((source.stem, time.monotonic() - started))
     return made
 

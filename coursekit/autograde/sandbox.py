@@ -165,6 +165,19 @@ def _python_binds() -> list[str]:
     return args
 
 
+def memo_args(mode: str, folder: str) -> list[str]:
+    """The experiments memo at its own path: read-only when grading (a submission cannot plant a
+    result for the next student), writable for the unanswered notebook's run that fills it. The
+    folders above it are made traversable (bwrap would make them root-only), nothing more of them
+    is shown."""
+    folder = os.path.realpath(folder)
+    args: list[str] = []
+    for p in sorted((str(p) for p in Path(folder).parents if str(p) not in ("/", *SCRATCH)), key=len):
+        args += ["--perms", "0755", "--dir", p]
+    return [*args, "--ro-bind" if mode == "read" else "--bind", folder, folder,
+            "--setenv", "COURSEKIT_MEMO", f"{mode}:{folder}"]
+
+
 # ---------------------------------------------------------------- cgroups
 class _Cgroup:
     """A cgroup of its own for one kernel (v2 if this process's cgroup accepts children, else the v1
@@ -326,6 +339,9 @@ class SandboxedKernelManager(AsyncKernelManager):
     Set `sandbox_limits` before `start_kernel`. `oom_killed()` and `kill_all()` serve the bounds."""
 
     sandbox_limits = SandboxLimits()
+    # ("read" | "write", folder): the experiments memo (coursekit.memo) the kernel sees, read-only
+    # when grading students; writable only for the run of the unanswered release notebook
+    memo: tuple[str, str] | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -376,6 +392,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         for name in PASSED_ENV:
             if env.get(name):
                 bwrap += ["--setenv", name, env[name]]
+        if self.memo is not None:
+            mode, folder = self.memo
+            if mode == "write" and self._uid is not None:
+                os.chown(folder, self._uid, self._uid)
+            bwrap += memo_args(mode, folder)
         rlimits = ["prlimit", "--core=0", f"--fsize={limits.max_file_mb * 2**20}"]
         if limits.cpu_seconds:  # CPU time, unlike the wall clock, does not depend on the machine's load
             rlimits.append(f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}")

@@ -43,6 +43,7 @@ from ..capstone import (  # noqa: F401  (re-exported: the lesson uses them throu
 from ..capstone import capstone_data as _capstone_data
 from ..data import TwoBranchData
 from . import _tf
+from ..memo import memoized
 from .backend import BACKEND
 from .fusion import BN_EPS
 
@@ -192,6 +193,7 @@ def broken_setup(n: int | None = None, seed: int = 0) -> Pipeline:
     return build_pipeline((), seed=seed, n=n)
 
 
+@memoized
 def run_pipeline(fixes: Sequence[str] = (), *, seed: int = 0, n: int | None = None, epochs: int | None = None,
                  lr: float | None = None, init: str | dict | Any = None, optimizer: str = OPTIMIZER,
                  label: str | None = None, progress: bool = False) -> CapstoneRun:

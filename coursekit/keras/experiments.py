@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from ..data import TwoBranchData
 from ..experiments import BranchCurve, FusionRun, branch_a_curve_with, run_two_branch_with
+from ..memo import memoized
 from .backend import BACKEND
 
 __all__ = ["branch_a_curve", "run_two_branch"]
 
 
 
+@memoized
 def run_two_branch(
     data: TwoBranchData | None = None,
     *,
@@ -41,6 +43,7 @@ def run_two_branch(
     return run_two_branch_with(BACKEND, "NHWC", **options)
 
 
+@memoized
 def branch_a_curve(*, scale: float = 100.0, fusion: str = "concat", norm: str | None = None,
                    branch_norm: str | None = None, label: str = "", n: int = 1024, epochs: int = 8,
                    batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> BranchCurve:

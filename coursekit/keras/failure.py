@@ -21,6 +21,7 @@ from ..diagnostics_report import shares
 from ..experiments import FusionRun, api_with, init_head_shares_with, run_two_branch_with
 from ..models import check_two_branch_options
 from . import _tf
+from ..memo import memoized
 from .backend import BACKEND
 from .fusion import ConcatFusion
 from .models import two_branch_net
@@ -69,6 +70,7 @@ def _combined_api(width: int) -> types.SimpleNamespace:
     return api_with(BACKEND, two_branch_net=build)
 
 
+@memoized
 def run_combined(
     data: TwoBranchData | None = None,
     *,

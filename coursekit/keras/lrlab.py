@@ -34,6 +34,7 @@ from ..lrlab import (
     tiny_regression_data,
 )
 from . import _tf
+from ..memo import memoized
 from .backend import BACKEND
 from .diagnostics import activation_stats, is_collapsed
 from .lr import lr_range_test, make_schedule
@@ -47,6 +48,7 @@ __all__ = ["COLUMNS", "annotate", "dead_relus", "range_fault_curves", "range_fau
 _RELU_CONVS = {"branch_a": "branch_a_conv", "branch_b": "branch_b_conv", "head": "head_conv"}
 
 
+@memoized
 def run_scheduled(
     data: TwoBranchData,
     schedule: str,
@@ -107,6 +109,7 @@ def tiny_regression(seed: int = 0, n: int = 64):
     return model, x, y
 
 
+@memoized
 def range_knob_shifts(seed: int = 0, knobs: Sequence[str] | None = None) -> dict[str, KnobShift]:
     """How each change in `coursekit.lrlab.RANGE_KNOBS` (or each of `knobs`) moves the suggested LR
     of the range test on `tiny_regression(seed)` (SGD, mean squared error, full batch):
@@ -118,6 +121,7 @@ def _set_linear(model, weights, bias) -> None:
     model.set_weights([weights, bias.reshape(1)])
 
 
+@memoized
 def range_fault_curves(seed: int = 0) -> dict[str, LRRangeResult]:
     """Four range tests on `tiny_regression(seed)`, labelled "A" to "D": one healthy, and one each
     whose range ends too low, starts too high, or runs on a model that has nothing left to learn

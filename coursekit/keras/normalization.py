@@ -33,6 +33,7 @@ from ._tf import keras, tf  # first: silences TensorFlow's start-up noise
 from ..experiments import FusionRun, api_with, run_two_branch_with
 from ..history import epochs_to_reach
 from ..normalization import PLACEMENTS, DecayRun, fold_scale_shift, run_weight_decay_with
+from ..memo import memoized
 from .backend import BACKEND
 from .models import two_branch_net as _two_branch_net
 from .train import fit as _fit, predict as _predict
@@ -152,6 +153,7 @@ def predict_with_batch_stats(
     return np.stack(out)
 
 
+@memoized
 def run_two_branch_bn(*, momentum: float = 0.9, **options: Any) -> FusionRun:
     """`run_two_branch(**options)` with every BatchNormalization layer's momentum set to
     `momentum` (Keras' convention) before training. Same data, seeds and split as
@@ -267,6 +269,7 @@ class _DecayBackend:
         return float((np.argmax(_predict(model, test.inputs), axis=1) == test.y).mean())
 
 
+@memoized
 def run_weight_decay(weight_decay: float, *, lr: float = 0.5, n: int = 1024, epochs: int = 8,
                      batch_size: int = 64, seed: int = 0, points: int = 4) -> DecayRun:
     """Plain SGD (`lr`, no momentum) with `weight_decay` on the two-branch net with BatchNorm after

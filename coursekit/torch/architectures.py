@@ -17,6 +17,7 @@ from torch import nn
 from ..architectures import ArchRun, boundary_accuracy, iou
 from ..data import ConditionedData, make_conditioned, make_shapes
 from ..seeding import seed_everything
+from ..memo import memoized
 from .align import align_spatial
 from .blocks import FiLM, GatedFusion
 from .models import count_params
@@ -97,6 +98,7 @@ class ConditionedNet(nn.Module):
         return self.classifier(F.relu(self.conv(h)).mean(dim=(2, 3)))
 
 
+@memoized
 def run_unet(skip: str = "concat", *, n: int = 1024, epochs: int = 8, size: int = 25, width: int = 8,
              lr: float = 3e-3, seed: int = 0, label: str | None = None) -> ArchRun:
     """Train `MiniUNet(skip)` on `make_shapes` (75/25 split) with Adam and a per-pixel BCE loss;
@@ -118,6 +120,7 @@ def run_unet(skip: str = "concat", *, n: int = 1024, epochs: int = 8, size: int 
                    extra={"model": model, "boundary": boundary_accuracy(logits > 0, mask[:n_test])})
 
 
+@memoized
 def run_conditioned(fusion: str = "film", *, data: ConditionedData | None = None, n: int = 1024, epochs: int = 8,
                     width: int = 16, lr: float = 1e-2, seed: int = 0, label: str | None = None) -> ArchRun:
     """Train `ConditionedNet(fusion)` on `make_conditioned` (75/25 split) with Adam; the score is

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..preprocess import DigitsRun, train_digits_with
+from ..memo import memoized
 from .backend import BACKEND
 from .init import init_model
 
@@ -80,6 +81,7 @@ def small_cnn(in_channels: int = 1, n_classes: int = 10, width: int = 16, image_
     return init_model(model, "he_uniform", bias=0.0, seed=seed)
 
 
+@memoized
 def train_digits(
     train: tuple[Any, Any],
     test: tuple[Any, Any],

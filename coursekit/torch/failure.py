@@ -20,6 +20,7 @@ from ..data import TwoBranchData
 from ..diagnostics_report import shares
 from ..experiments import FusionRun, api_with, init_head_shares_with, run_two_branch_with
 from ..models import check_two_branch_options
+from ..memo import memoized
 from .backend import BACKEND
 from .fusion import ConcatFusion
 from .models import two_branch_net
@@ -82,6 +83,7 @@ def _combined_api(width: int) -> types.SimpleNamespace:
     return api_with(BACKEND, two_branch_net=build)
 
 
+@memoized
 def run_combined(
     data: TwoBranchData | None = None,
     *,

@@ -36,6 +36,7 @@ from ..lrlab import (
     steps_per_epoch,
     tiny_regression_data,
 )
+from ..memo import memoized
 from .backend import BACKEND
 from .diagnostics import activation_stats, is_collapsed
 from .lr import lr_range_test, make_schedule
@@ -45,6 +46,7 @@ __all__ = ["COLUMNS", "annotate", "dead_relus", "range_fault_curves", "range_fau
 
 
 
+@memoized
 def run_scheduled(
     data: TwoBranchData,
     schedule: str,
@@ -99,6 +101,7 @@ def tiny_regression(seed: int = 0, n: int = 64) -> tuple[nn.Module, torch.Tensor
     return nn.Linear(3, 1), torch.from_numpy(x), torch.from_numpy(y)
 
 
+@memoized
 def range_knob_shifts(seed: int = 0, knobs: Sequence[str] | None = None) -> dict[str, KnobShift]:
     """How each change in `coursekit.lrlab.RANGE_KNOBS` (or each of `knobs`) moves the suggested LR
     of the range test on `tiny_regression(seed)` (SGD, mean squared error, full batch):
@@ -112,6 +115,7 @@ def _set_linear(model: nn.Linear, weights, bias) -> None:
         model.bias.copy_(torch.from_numpy(bias.reshape(1).copy()))
 
 
+@memoized
 def range_fault_curves(seed: int = 0) -> dict[str, LRRangeResult]:
     """Four range tests on `tiny_regression(seed)`, labelled "A" to "D": one healthy, and one each
     whose range ends too low, starts too high, or runs on a model that has nothing left to learn

@@ -33,6 +33,7 @@ from torch import nn
 from ..experiments import FusionRun, api_with, run_two_branch_with
 from ..history import epochs_to_reach
 from ..normalization import PLACEMENTS, DecayRun, fold_scale_shift, run_weight_decay_with
+from ..memo import memoized
 from .backend import BACKEND
 from .models import two_branch_net as _two_branch_net
 from .train import _model_device, fit as _fit, predict as _predict
@@ -161,6 +162,7 @@ def predict_with_batch_stats(
     return np.stack(out)
 
 
+@memoized
 def run_two_branch_bn(*, momentum: float = 0.1, **options: Any) -> FusionRun:
     """`run_two_branch(**options)` with every BatchNorm layer's momentum set to `momentum`
     (PyTorch's convention) before training. Same data, seeds and split as `run_two_branch`;
@@ -271,6 +273,7 @@ class _DecayBackend:
         return float((np.argmax(_predict(model, test.inputs), axis=1) == test.y).mean())
 
 
+@memoized
 def run_weight_decay(weight_decay: float, *, lr: float = 0.5, n: int = 1024, epochs: int = 8,
                      batch_size: int = 64, seed: int = 0, points: int = 4) -> DecayRun:
     """Plain SGD (`lr`, no momentum) with `weight_decay` on the two-branch net with BatchNorm after
