@@ -189,6 +189,8 @@ def memoized(fn: F) -> F:
             return fn(*args, **kwargs)
         kind, folder = mode
         h = hashlib.sha256(name.encode() + b";")
+        # the run size the function falls back on for arguments left at None (coursekit.runsize)
+        h.update(f"{os.environ.get('COURSEKIT_RUN_SIZE', '')};{bool(os.environ.get('NBGRADER_EXECUTION'))};".encode())
         try:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()  # f(seed=0) and f() are one call

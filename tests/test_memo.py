@@ -96,6 +96,10 @@ def test_a_hit_returns_the_result_and_the_random_state_the_computation_left(tmp_
     assert (random.random(), float(np.random.rand())) == after
     assert len(_draw(4)) == 8 and COMPUTED == [4]  # other arguments: computed, not read
     assert len(memo.entries(tmp_path)) == 1  # and nothing written in read mode
+    monkeypatch.setenv("COURSEKIT_RUN_SIZE", "full")  # functions size their runs from it: another key
+    COMPUTED.clear()
+    _draw(3)
+    assert COMPUTED == [3]
 
 
 def test_without_the_variable_nothing_is_kept(tmp_path, monkeypatch):
