@@ -255,8 +255,16 @@ def test_the_memo_is_made_from_the_released_notebook_unanswered(tmp_path):
     release = tmp_path / "lessons" / "x" / "pytorch.ipynb"
     release.parent.mkdir(parents=True)
     nbformat.write(_notebook("def answer():\n    raise NotImplementedError()", "answer()", CURVE + "print('ACC', c.accuracy_a)"), release)
+    import os
+    import time
+
+    old, recent = tmp_path / "expected" / "x" / "pytorch.memo-old", tmp_path / "expected" / "x" / "pytorch.memo-recent"
+    for other in (old, recent):  # memos of other keys (an edited lesson; a grader at another run size)
+        other.mkdir(parents=True)
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
     folder = ensure_memo(None, tmp_path / "expected", release, "x", "pytorch")
     assert [name for _, name in memo.entries(folder)] == ["coursekit.torch.experiments.branch_a_curve"]
+    assert not old.exists() and recent.exists()  # a day old: removed; recent: perhaps in use, kept
     assert ensure_memo(None, tmp_path / "expected", release, "x", "pytorch") == folder  # made once
     text = _run_sandboxed(_notebook(CURVE + "import coursekit.memo as m, os\nprint('MEMO', os.environ['COURSEKIT_MEMO'])"),
                           folder, "read")

@@ -111,7 +111,7 @@ def ensure_memo(config, expected_dir: Path, release: Path, lesson: str, notebook
 
     The run sees only what every student receives, so the memo holds no solution's and no hidden
     test's call (coursekit.memo). A memo whose notebook, coursekit, libraries, run size or thread
-    count changed is another folder; stale ones are removed."""
+    count changed is another folder; another key's folder is removed once it is a day old."""
     if not Path(release).is_file():
         return None
     key = record_key(release)
@@ -124,7 +124,10 @@ def ensure_memo(config, expected_dir: Path, release: Path, lesson: str, notebook
         if (folder / "DONE").is_file():
             return folder
         for stale in folder.parent.glob(f"{notebook}.memo-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            # another key's memo: removed once it is a day old, not sooner, since a grader running
+            # with another run size or thread count may be reading it right now
+            if time.time() - stale.stat().st_mtime > 86400:
+                shutil.rmtree(stale, ignore_errors=True)
         if log is not None:
             log.info("coursekit: running %s/%s.ipynb unanswered once, for the experiments every student's "
                      "notebook repeats (coursekit.memo)", lesson, notebook)
