@@ -30,6 +30,7 @@ Unset, `memoized` functions simply run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -39,6 +40,7 @@ import pickle
 import random
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,6 +176,14 @@ def _set_rng_state(state: dict[str, Any]) -> None:
             global_seed_generator().state.assign(gen)
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Warnings of a trial load stay out of the cell's stderr (a test cell writing there fails)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 # ---------------------------------------------------------------- the decorator
 def memoized(fn: F) -> F:
     """`fn`, reusing the unanswered run's result for the same arguments while grading (see the
@@ -201,8 +211,9 @@ def memoized(fn: F) -> F:
         path = folder / f"{key}.pickle"
         if kind == "read":
             try:
-                result, after = pickle.loads(path.read_bytes())
-            except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError):
+                with _quiet():
+                    result, after = pickle.loads(path.read_bytes())
+            except Exception:  # missing, or a result that no longer loads: compute it, as without a memo
                 return fn(*args, **kwargs)
             _set_rng_state(after)
             return result
@@ -210,7 +221,11 @@ def memoized(fn: F) -> F:
         result = fn(*args, **kwargs)
         try:
             blob = pickle.dumps((result, _touched(before, _rng_state())), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # a result that does not pickle is simply not kept
+            # kept only if it loads back: a Keras model whose layers do not deserialize pickles
+            # fine and fails on loading (lesson 08's pipelines), which would break the reading cell
+            with _quiet():
+                pickle.loads(blob)
+        except Exception:  # a result that does not pickle, or not back: simply not kept
             return result
         folder.mkdir(parents=True, exist_ok=True)
         part = folder / f".{key}.{os.getpid()}.part"

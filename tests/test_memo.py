@@ -308,3 +308,30 @@ def test_a_submission_cannot_plant_a_result_for_later_students(tmp_path, protect
     else:
         assert "PLANTED 1" in text, text
         assert "LATER [1.0, 1.0]" in later, later
+
+
+def _refuse():
+    raise TypeError("could not be deserialized properly")  # what a Keras model with such a layer says
+
+
+class _PicklesButDoesNotLoad:
+    def __reduce__(self):
+        return (_refuse, ())
+
+
+@memoized
+def _unloadable(n: int) -> _PicklesButDoesNotLoad:
+    return _PicklesButDoesNotLoad()
+
+
+def test_a_result_that_does_not_load_back_is_not_kept_and_a_broken_entry_is_computed(tmp_path, monkeypatch):
+    """Lesson 08's Keras pipelines pickle but do not load: kept, they broke the cell that read them."""
+    monkeypatch.setenv(MEMO_ENV_VAR, f"write:{tmp_path}")
+    assert isinstance(_unloadable(1), _PicklesButDoesNotLoad)
+    assert memo.entries(tmp_path) == []
+    _draw(2)
+    for path in tmp_path.glob("*.pickle"):  # an entry that fails to load, however it came to be
+        path.write_bytes(pickle.dumps(_PicklesButDoesNotLoad()))
+    monkeypatch.setenv(MEMO_ENV_VAR, f"read:{tmp_path}")
+    COMPUTED.clear()
+    assert len(_draw(2)) == 4 and COMPUTED == [2]
