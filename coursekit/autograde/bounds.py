@@ -277,32 +277,31 @@ class BoundedExecute(Execute):
     # ------------------------------------------------------------------ helpers
     def _instructor_record(self, resources, memo: Path | None = None) -> dict:
         """The instructor run's record for this notebook (made now if missing or stale)."""
-        from nbgrader.coursedir import CourseDirectory
-
         from .expected import ensure_record
 
-        info = (resources or {}).get("nbgrader", {})
-        coursedir = CourseDirectory(config=self.config)
-        lesson, notebook = info.get("assignment", ""), info.get("notebook", "")
+        coursedir, lesson, notebook, folder = self._where(resources)
         source = Path(coursedir.root) / coursedir.source_directory / lesson / f"{notebook}.ipynb"
         if not source.is_file():
             raise RuntimeError(f"coursekit: the instructor's notebook {source} is needed to grade "
                                "(the checks are compared with its run)")
-        folder = Path(self.expected_dir or Path(coursedir.root) / ".coursekit" / "expected")
         return ensure_record(self.config, folder, source, lesson, notebook, log=self.log, memo=memo)
 
     def _memo(self, resources) -> Path | None:
         """The memo of this notebook's unanswered run (made with the instructor's record)."""
-        from nbgrader.coursedir import CourseDirectory
-
         from .expected import ensure_memo
+
+        coursedir, lesson, notebook, folder = self._where(resources)
+        release = Path(coursedir.root) / coursedir.release_directory / lesson / f"{notebook}.ipynb"
+        return ensure_memo(self.config, folder, release, lesson, notebook, log=self.log)
+
+    def _where(self, resources):
+        """(nbgrader's course directory, lesson, notebook, where the instructor runs are kept)."""
+        from nbgrader.coursedir import CourseDirectory
 
         info = (resources or {}).get("nbgrader", {})
         coursedir = CourseDirectory(config=self.config)
-        lesson, notebook = info.get("assignment", ""), info.get("notebook", "")
         folder = Path(self.expected_dir or Path(coursedir.root) / ".coursekit" / "expected")
-        release = Path(coursedir.root) / coursedir.release_directory / lesson / f"{notebook}.ipynb"
-        return ensure_memo(self.config, folder, release, lesson, notebook, log=self.log)
+        return coursedir, info.get("assignment", ""), info.get("notebook", ""), folder
 
     def _audit(self, nb, resources) -> dict:
         """Cells to skip, with their findings; judged against the released student version."""

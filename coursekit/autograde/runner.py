@@ -58,8 +58,11 @@ def ensure_instructor_runs(course: Course, lesson: str, framework: str | None) -
 
     from .expected import ensure_memo, ensure_record, load_record, record_key, record_path
 
+    from .bounds import BoundedExecute
+
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
-    memo_on = config.get("BoundedExecute", {}).get("memo", True) and config.get("BoundedExecute", {}).get("sandbox", True)
+    settings = BoundedExecute(config=config)  # the course's memo and sandbox settings, defaults included
+    memo_on = settings.memo and settings.sandbox
     made = []
     for source in course.notebooks(lesson, framework):
         if load_record(record_path(expected_dir(course), lesson, source.stem), record_key(source)) is not None:

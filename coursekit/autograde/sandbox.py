@@ -154,15 +154,18 @@ def _python_binds() -> list[str]:
     if os.path.realpath(sys.prefix) != sys.prefix:
         dirs.add(sys.prefix)
     outer = sorted(d for d in dirs if not any(d != o and d.startswith(o + os.sep) for o in dirs))
-    # bwrap makes the folders above a mount point itself, for root only: let the kernel's uid through
-    # (not the scratch mounts themselves: they exist already, with their own permissions)
-    parents = sorted({str(p) for d in outer for p in Path(d).parents if str(p) not in ("/", *SCRATCH)})
-    args: list[str] = []
-    for p in parents:
-        args += ["--perms", "0755", "--dir", p]
+    args = _traversable_parents(outer)
     for d in outer:
         args += ["--ro-bind", d, d]
     return args
+
+
+def _traversable_parents(dirs: list[str]) -> list[str]:
+    """bwrap makes the folders above a mount point itself, for root only: these arguments make them
+    traversable for the kernel's uid (not the scratch mounts themselves: they exist already, with
+    their own permissions)."""
+    parents = sorted({str(p) for d in dirs for p in Path(d).parents if str(p) not in ("/", *SCRATCH)})
+    return [arg for p in parents for arg in ("--perms", "0755", "--dir", p)]
 
 
 def memo_args(mode: str, folder: str) -> list[str]:
@@ -171,10 +174,7 @@ def memo_args(mode: str, folder: str) -> list[str]:
     folders above it are made traversable (bwrap would make them root-only), nothing more of them
     is shown."""
     folder = os.path.realpath(folder)
-    args: list[str] = []
-    for p in sorted((str(p) for p in Path(folder).parents if str(p) not in ("/", *SCRATCH)), key=len):
-        args += ["--perms", "0755", "--dir", p]
-    return [*args, "--ro-bind" if mode == "read" else "--bind", folder, folder,
+    return [*_traversable_parents([folder]), "--ro-bind" if mode == "read" else "--bind", folder, folder,
             "--setenv", "COURSEKIT_MEMO", f"{mode}:{folder}"]
 
 
