@@ -47,11 +47,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["MEMO_ENV_VAR", "memoized", "entries"]
+__all__ = ["MEMO_ENV_VAR", "active", "cached", "memoized", "entries"]
 
 MEMO_ENV_VAR = "COURSEKIT_MEMO"
 INDEX = "index.txt"
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class _Uncacheable(Exception):
@@ -185,6 +186,58 @@ def _quiet():
 
 
 # ---------------------------------------------------------------- the decorator
+def active() -> bool:
+    """Whether this process reads or writes a memo (only while grading)."""
+    return _mode() is not None
+
+
+def cached(name: str, key: Any, compute: Callable[[], T]) -> T:
+    """`compute()`, or the unanswered run's result for (`name`, `key`) while grading.
+
+    `key` must hold, as plain values, everything `compute`'s result depends on (see the module's
+    docstring); a `key` that holds anything else makes the call run. `memoized` keys a function by
+    its arguments; `coursekit.keras.train.fit` keys a training run by the model's architecture and
+    weights, its data and its settings."""
+    mode = _mode()
+    if mode is None:
+        return compute()
+    kind, folder = mode
+    h = hashlib.sha256(name.encode() + b";")
+    # the run size a function falls back on for arguments left at None (coursekit.runsize)
+    h.update(f"{os.environ.get('COURSEKIT_RUN_SIZE', '')};{bool(os.environ.get('NBGRADER_EXECUTION'))};".encode())
+    try:
+        _feed(h, key)
+    except _Uncacheable:
+        return compute()
+    digest = h.hexdigest()
+    path = folder / f"{digest}.pickle"
+    if kind == "read":
+        try:
+            with _quiet():
+                result, after = pickle.loads(path.read_bytes())
+        except Exception:  # missing, or a result that no longer loads: compute it, as without a memo
+            return compute()
+        _set_rng_state(after)
+        return result
+    before = _rng_state()
+    result = compute()
+    try:
+        blob = pickle.dumps((result, _touched(before, _rng_state())), protocol=pickle.HIGHEST_PROTOCOL)
+        # kept only if it loads back: a Keras model whose layers do not deserialize pickles
+        # fine and fails on loading (lesson 08's pipelines), which would break the reading cell
+        with _quiet():
+            pickle.loads(blob)
+    except Exception:  # a result that does not pickle, or not back: simply not kept
+        return result
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f".{digest}.{os.getpid()}.part"
+    part.write_bytes(blob)
+    os.replace(part, path)
+    with open(folder / INDEX, "a") as index:
+        index.write(f"{digest} {name}\n")
+    return result
+
+
 def memoized(fn: F) -> F:
     """`fn`, reusing the unanswered run's result for the same arguments while grading (see the
     module's docstring). `fn` must seed every generator before it draws (`seed_everything`) and
@@ -194,46 +247,14 @@ def memoized(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        mode = _mode()
-        if mode is None:
+        if _mode() is None:
             return fn(*args, **kwargs)
-        kind, folder = mode
-        h = hashlib.sha256(name.encode() + b";")
-        # the run size the function falls back on for arguments left at None (coursekit.runsize)
-        h.update(f"{os.environ.get('COURSEKIT_RUN_SIZE', '')};{bool(os.environ.get('NBGRADER_EXECUTION'))};".encode())
         try:
             bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()  # f(seed=0) and f() are one call
-            _feed(h, dict(bound.arguments))
-        except (_Uncacheable, TypeError):  # TypeError: let fn itself say what is wrong with the call
+        except TypeError:  # let fn itself say what is wrong with the call
             return fn(*args, **kwargs)
-        key = h.hexdigest()
-        path = folder / f"{key}.pickle"
-        if kind == "read":
-            try:
-                with _quiet():
-                    result, after = pickle.loads(path.read_bytes())
-            except Exception:  # missing, or a result that no longer loads: compute it, as without a memo
-                return fn(*args, **kwargs)
-            _set_rng_state(after)
-            return result
-        before = _rng_state()
-        result = fn(*args, **kwargs)
-        try:
-            blob = pickle.dumps((result, _touched(before, _rng_state())), protocol=pickle.HIGHEST_PROTOCOL)
-            # kept only if it loads back: a Keras model whose layers do not deserialize pickles
-            # fine and fails on loading (lesson 08's pipelines), which would break the reading cell
-            with _quiet():
-                pickle.loads(blob)
-        except Exception:  # a result that does not pickle, or not back: simply not kept
-            return result
-        folder.mkdir(parents=True, exist_ok=True)
-        part = folder / f".{key}.{os.getpid()}.part"
-        part.write_bytes(blob)
-        os.replace(part, path)
-        with open(folder / INDEX, "a") as index:
-            index.write(f"{key} {name}\n")
-        return result
+        bound.apply_defaults()  # f(seed=0) and f() are one call
+        return cached(name, dict(bound.arguments), lambda: fn(*args, **kwargs))
 
     wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -335,3 +335,81 @@ def test_a_result_that_does_not_load_back_is_not_kept_and_a_broken_entry_is_comp
     monkeypatch.setenv(MEMO_ENV_VAR, f"read:{tmp_path}")
     COMPUTED.clear()
     assert len(_draw(2)) == 4 and COMPUTED == [2]
+
+
+FIT = """
+import json, sys, time
+import numpy as np
+from coursekit import keras as ck
+from coursekit.keras.deepnet import plain_cnn
+import keras
+from keras import layers
+
+ck.setup(seed=0)
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(96, 8, 8, 1)).astype("float32"), rng.integers(0, 10, 96)
+keras.utils.set_random_seed(0)
+built_here = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"), layers.Flatten(),
+                               layers.Dense(10)])
+out = {}
+begin = time.perf_counter()
+for name, net in [("coursekit", ck.init_model(plain_cnn(3, 4, "relu"), "he_normal", seed=0)), ("cell", built_here)]:
+    h = ck.fit(net, (x, y), (x[:32], y[:32]), epochs=2, batch_size=32, seed=0, progress=False)
+    iterations = int(net.optimizer.iterations.numpy())
+    moments = float(sum(np.abs(np.asarray(v)).sum() for v in net.optimizer.variables[2:]))
+    again = ck.fit(net, (x, y), epochs=1, batch_size=32, seed=1, progress=False)  # from where the first left
+    out[name] = dict(loss=h["loss"], val=h["val_accuracy"], again=again["loss"],
+                     out=np.asarray(net(x[:4])).tolist(), iterations=iterations, moments=moments)
+out["draw"] = float(np.random.random())
+out["seconds"] = time.perf_counter() - begin
+print("RESULT" + json.dumps(out))
+"""
+
+
+def _fit_run(tmp_path, memo_value: str) -> dict:
+    import json
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != MEMO_ENV_VAR}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])  # this checkout's coursekit
+    env[MEMO_ENV_VAR] = memo_value
+    script = tmp_path / "fit_script.py"
+    script.write_text(FIT)
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("RESULT", 1)[1])
+
+
+@pytest.mark.slow
+def test_a_keras_fit_of_a_built_in_architecture_is_read_back_whole(tmp_path):
+    """ck.fit (Keras) keeps a run of a model made of Keras and coursekit layers, keyed by its
+    architecture, weights, data and settings: read back, the history, the trained weights and the
+    optimizer's state (a second fit continues from it) are those the training gave; a model built
+    in a cell from Keras layers counts too."""
+    folder = tmp_path / "memo"
+    trained = _fit_run(tmp_path, f"write:{folder}")
+    names = [name for _, name in memo.entries(folder)]
+    assert names.count("coursekit.keras.train.fit") == 4, names  # two models, two fits each
+    read = _fit_run(tmp_path, f"read:{folder}")
+    for name in ("coursekit", "cell"):
+        for field in ("loss", "val", "again", "out", "moments"):
+            np.testing.assert_allclose(read[name][field], trained[name][field], rtol=1e-6, atol=1e-7)
+        assert read[name]["iterations"] == trained[name]["iterations"] == 2 * 3  # Adam's state, as training left it
+    assert read["draw"] == trained["draw"]  # numpy's generator as training left it
+    assert read["seconds"] < trained["seconds"] / 2, (read["seconds"], trained["seconds"])
+
+
+def test_a_keras_model_with_a_cells_function_has_no_fit_key():
+    pytest.importorskip("keras")
+    import keras
+
+    from coursekit.keras.train import _architecture_key
+
+    def act(v):  # a cell's function: what it computes is not in the config
+        return keras.ops.relu(v)
+
+    act.__module__ = "__main__"
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation=act)])
+    assert _architecture_key(net) is None
+    assert _architecture_key(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="relu")])) is not None
