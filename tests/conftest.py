@@ -121,3 +121,16 @@ def pytest_collection_modifyitems(session, config, items):
     (`once_per_run`, and the instructor runs of `shared_instructor_runs` that test_site also builds
     its pages from)."""
     items.sort(key=lambda item: -_weight(item))  # stable: file order among equals
+
+
+LONG_TEST_S = 60.0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report):
+    """Each test that took over a minute, named with its time as it ends (the controller's stdout,
+    between the progress dots): a CI run stopped at its time limit prints no --durations table,
+    and this shows where its time went."""
+    if report.when == "call" and report.duration > LONG_TEST_S:
+        sys.stdout.write(f"\n[{report.duration / 60:.1f} min] {report.nodeid}\n")
+        sys.stdout.flush()
