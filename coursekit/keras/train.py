@@ -336,12 +336,8 @@ class _Trainer:
     def unload(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, loss_obj: Any,
                compile_metrics: list) -> None:
         """Give `model` the trained variables, compiled with `optimizer` in the state training left."""
-        for theirs, mine in zip(model.variables, self.model.variables):
-            theirs.assign(mine)
-        model.compile(optimizer=optimizer, loss=loss_obj, metrics=compile_metrics)
-        optimizer.build(model.trainable_variables)
-        for variable, value in zip(optimizer.variables, self.model.optimizer.variables):
-            variable.assign(value)
+        _load_trained(model, self.model.variables, optimizer, loss_obj, compile_metrics,
+                      self.model.optimizer.variables)
 
 
 def _trainer_for(model: keras.Model, key: tuple, make: Callable[[], _Trainer]) -> _Trainer | None:
@@ -484,13 +480,9 @@ def fit(
 
             with _memo_off():  # the inner fit trains: it must not look itself up again
                 history, values, opt_values = memo.cached(f"{__name__}.fit", run_key, run)
-            if "history" in state:  # trained here
-                return history
-            if _restore(model, values, opt, loss_obj, compile_metrics, opt_values):  # read back
-                return history
-            with _memo_off():  # a kept run that does not fit this model (it cannot happen with the key above)
-                return fit(model, train, val, epochs=epochs, optimizer=optimizer, lr=lr, loss=loss, metrics=metrics,
-                           batch_size=batch_size, shuffle=shuffle, seed=seed, progress=progress, device=device)
+            if "history" not in state:  # read back: the model as that training left it
+                _load_trained(model, values, opt, loss_obj, compile_metrics, opt_values)
+            return history
         if key is not None:
             def make() -> _Trainer:  # its own optimizer, loss and metrics: the stand-in keeps them
                 accuracy = "accuracy" in metrics
@@ -559,23 +551,23 @@ def _memo_off():
         _MEMO_GUARD.off = saved
 
 
-def _restore(model: keras.Model, values: list, optimizer: keras.optimizers.Optimizer, loss_obj: Any,
-             compile_metrics: list, optimizer_values: list) -> bool:
-    """Leave `model` as the `fit` that produced `values` left it: those variables, compiled with
-    `optimizer` in the state `optimizer_values` (as `_Trainer.unload` does). False, and `model`
-    untouched, where the kept values do not fit it."""
-    if [tuple(v.shape) for v in model.variables] != [tuple(np.shape(v)) for v in values]:
-        return False
+def _load_trained(model: keras.Model, values: Sequence, optimizer: keras.optimizers.Optimizer, loss_obj: Any,
+                  compile_metrics: list, optimizer_values: Sequence) -> None:
+    """Leave `model` as a training that ended at `values` left it: those variables, compiled with
+    `optimizer` in the state `optimizer_values` (a stand-in's, or a run the memo kept: both hold the
+    model's architecture, so the same variables; a mismatch raises before anything is loaded)."""
     model.compile(optimizer=optimizer, loss=loss_obj, metrics=compile_metrics)
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
-    if len(optimizer.variables) != len(optimizer_values):
-        return False
+    if (len(model.variables), len(optimizer.variables)) != (len(values), len(optimizer_values)):
+        raise RuntimeError(
+            f"coursekit: trained state of {len(values)} + {len(optimizer_values)} variables for a model and "
+            f"optimizer of {len(model.variables)} + {len(optimizer.variables)}; please report this."
+        )
     for variable, value in zip(model.variables, values):
         variable.assign(value)
     for variable, value in zip(optimizer.variables, optimizer_values):
         variable.assign(value)
-    return True
 
 
 # --------------------------------------------------------------------------------------------
